@@ -1,0 +1,37 @@
+"""qboson: fast exact boson sampling and quantum latent distributions.
+
+The public API::
+
+    qboson.sample(n, m, shots, ...)       exact photon-count samples, shape (shots, m)
+    qboson.permanent(a)                   matrix permanent (Glynn, vectorised C++)
+    qboson.probability(U, inputs, s)      exact probability of one output pattern
+    qboson.probabilities(U, inputs)       the whole output distribution of a small instance
+    qboson.haar_unitary(m, seed)          Haar-random interferometer
+    qboson.estimate_cost(n, m, shots)     expected run time of a sampling call, in seconds
+"""
+
+from ._version import __version__
+from .cost import estimate_cost
+from .permanent import permanent
+from .probability import probabilities, probability
+from .sampling import sample
+from .unitary import check_unitary, haar_unitary
+
+__all__ = [
+    "__version__",
+    "sample",
+    "permanent",
+    "probability",
+    "probabilities",
+    "haar_unitary",
+    "check_unitary",
+    "estimate_cost",
+    "build_info",
+]
+
+
+def build_info() -> dict:
+    """How the compiled core was built: OpenMP, the SIMD level in use, the version."""
+    from . import _core
+
+    return dict(_core.build_info())

@@ -1,0 +1,123 @@
+"""Checks of user input shared by the public functions; each raises a clear error."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence
+
+import numpy as np
+
+#: Default tolerance of :func:`check_unitary`: max |U^dagger U - I| entry.
+UNITARY_ATOL = 1e-8
+
+
+def as_int(value, name: str, *, minimum: Optional[int] = None) -> int:
+    """``value`` as a Python int, refusing floats, bools and values below ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def as_complex_matrix(a, name: str = "matrix", *, square: bool = True) -> np.ndarray:
+    """``a`` as a C-contiguous complex128 2-D array with finite entries."""
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a 2-D numeric array: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+    ):
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
+    if square and arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.complex128)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} has non-finite entries (nan or inf)")
+    return arr
+
+
+def check_unitary(u, *, atol: float = UNITARY_ATOL, allow_subunitary: bool = False) -> np.ndarray:
+    """Validate an interferometer matrix and return it as complex128.
+
+    Parameters
+    ----------
+    u : array_like, shape (m, m)
+        The transfer matrix; ``u[i, j]`` is the amplitude from input mode j to output mode i.
+    atol : float
+        Largest allowed entry of ``|U^dagger U - I|``.
+    allow_subunitary : bool
+        Accept a lossy (sub-unitary) matrix, i.e. one whose singular values are all <= 1 + atol.
+
+    Raises
+    ------
+    ValueError
+        If ``u`` is not square, has non-finite entries or is not unitary within ``atol``.
+    """
+    arr = as_complex_matrix(u, "unitary")
+    m = arr.shape[0]
+    if m == 0:
+        raise ValueError("unitary must have at least one mode")
+    if allow_subunitary:
+        smax = np.linalg.norm(arr, 2)
+        if smax > 1 + atol:
+            raise ValueError(
+                f"matrix is not sub-unitary: largest singular value {smax:.6g} > 1 (atol={atol:g})"
+            )
+        return arr
+    err = np.max(np.abs(arr.conj().T @ arr - np.eye(m)))
+    if err > atol:
+        raise ValueError(
+            f"matrix is not unitary: max |U^dagger U - I| = {err:.3g} > atol={atol:g}; "
+            "pass a unitary (e.g. qboson.haar_unitary) or allow_subunitary=True for lossy circuits"
+        )
+    return arr
+
+
+def input_mode_array(input_modes: Optional[Sequence[int]], n: Optional[int], m: int) -> np.ndarray:
+    """Validated occupied input modes (int64, shape (n,), distinct, in [0, m))."""
+    if input_modes is None:
+        if n is None:
+            raise ValueError("give the number of photons n or input_modes")
+        n = as_int(n, "n", minimum=1)
+        if n > m:
+            raise ValueError(f"more photons than modes: n={n} > m={m}")
+        return np.arange(n, dtype=np.int64)
+    modes = np.asarray(input_modes)
+    if modes.ndim != 1 or modes.size == 0:
+        raise ValueError(f"input_modes must be a non-empty 1-D sequence of mode indices, got {input_modes!r}")
+    if not np.issubdtype(modes.dtype, np.integer):
+        raise TypeError(f"input_modes must be integers, got dtype {modes.dtype}")
+    modes = modes.astype(np.int64)
+    if modes.min() < 0 or modes.max() >= m:
+        raise ValueError(f"input_modes must lie in [0, {m}), got {modes.tolist()}")
+    if np.unique(modes).size != modes.size:
+        raise ValueError(f"input_modes must be distinct (one photon per mode), got {modes.tolist()}")
+    if n is not None and as_int(n, "n", minimum=1) != modes.size:
+        raise ValueError(f"n={n} does not match len(input_modes)={modes.size}")
+    return modes
+
+
+def as_threads(threads) -> int:
+    """Thread count: None means all cores; otherwise an int >= 1."""
+    if threads is None:
+        import os
+
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+    return as_int(threads, "threads", minimum=1)
+
+
+def count_dtype(n: int) -> np.dtype:
+    """Smallest unsigned dtype that holds a count of n photons."""
+    if n <= np.iinfo(np.uint8).max:
+        return np.dtype(np.uint8)
+    if n <= np.iinfo(np.uint16).max:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint32)

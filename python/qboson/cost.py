@@ -1,0 +1,104 @@
+"""Run-time model of qboson's kernels, used for warnings, refusals and ETAs.
+
+The constants were fitted to single-thread timings of the C++ kernels on the
+reference machine (see ``bench/calibrate.py``), so estimates on other machines are
+indicative only.  Multi-thread scaling is taken as ideal up to the core count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from ._validation import as_int, as_threads
+
+__all__ = ["estimate_cost", "expected_terms", "permanent_seconds"]
+
+# Seconds per (Gray-code term x column) in the plain permanent kernel, double / extended.
+PERM_TERM_COL_S = 2.9e-10
+PERM_TERM_COL_S_EXTENDED = 4.0e-9
+# Seconds per (term x column) in the all-minors kernel used by the sampler.
+MINORS_TERM_COL_S = 6.0e-10
+# Per output-mode x photon work of each sampling step (weights, scan) and fixed per-step overhead.
+MODE_PHOTON_S = 2.0e-9
+STEP_OVERHEAD_S = 1.5e-7
+# Distinguishable sampler: per photon and per output mode.
+DIST_PHOTON_S = 4.0e-9
+DIST_MODE_S = 0.3e-9
+
+
+def _terms_for_multiplicities(mult: np.ndarray) -> float:
+    """Glynn terms for rows with multiplicities: prod(M+1), with one copy of the smallest group pinned."""
+    mult = np.asarray(mult, dtype=np.float64)
+    if mult.size == 0:
+        return 1.0
+    smallest = mult.min()
+    return float(np.prod(mult + 1.0) / (smallest + 1.0) * smallest)
+
+
+def permanent_seconds(n: int, mult=None, *, threads: int = 1, extended: bool = False) -> float:
+    """Estimated seconds for an n-column permanent with the given row multiplicities."""
+    terms = 2.0 ** (n - 1) if mult is None else _terms_for_multiplicities(mult)
+    per = PERM_TERM_COL_S_EXTENDED if extended else PERM_TERM_COL_S
+    return terms * n * per / max(1, threads)
+
+
+def expected_terms(rows: int, m: int, method: str = "cc2020") -> float:
+    """Expected Glynn terms for the minors at a sampling step with ``rows`` photons already placed.
+
+    For ``cc2020`` the photons' output pattern is taken uniform over multisets (the Haar average),
+    for which E[prod(s_i + 1)] = C(2m + N - 1, N) / C(m + N - 1, N); pinning one photon halves it.
+    """
+    if rows <= 0:
+        return 1.0
+    if method == "cc2017":
+        return 2.0 ** (rows - 1)
+    log_e = (
+        math.lgamma(2 * m + rows) - math.lgamma(2 * m) - (math.lgamma(m + rows) - math.lgamma(m))
+    )
+    return min(2.0 ** (rows - 1), 0.5 * math.exp(log_e))
+
+
+def estimate_cost(
+    n: int,
+    m: int,
+    shots: int = 1,
+    *,
+    distinguishable: bool = False,
+    threads: Optional[int] = None,
+    method: str = "cc2020",
+) -> float:
+    """Expected wall time, in seconds, of ``qboson.sample(n, m, shots)`` on this kind of machine.
+
+    Parameters
+    ----------
+    n, m : int
+        Photons and modes.
+    shots : int
+        Number of samples.
+    distinguishable : bool
+        Cost of the distinguishable-photon sampler instead of the exact quantum one.
+    threads : int, optional
+        Threads (``None``: all cores); scaling is assumed ideal.
+    method : {"cc2020", "cc2017"}
+        Sampling algorithm (see :func:`qboson.sample`).
+
+    Returns
+    -------
+    float
+        Seconds (a model, typically within a factor 2 on the reference machine).
+    """
+    n = as_int(n, "n", minimum=1)
+    m = as_int(m, "m", minimum=1)
+    shots = as_int(shots, "shots", minimum=0)
+    threads = as_threads(threads)
+    if distinguishable:
+        per_shot = n * DIST_PHOTON_S + m * DIST_MODE_S
+    else:
+        per_shot = 0.0
+        for k in range(1, n + 1):
+            per_shot += expected_terms(k - 1, m, method) * k * MINORS_TERM_COL_S
+            per_shot += m * k * MODE_PHOTON_S + STEP_OVERHEAD_S
+    return per_shot * shots / min(threads, max(1, shots))

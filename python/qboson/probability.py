@@ -1,0 +1,117 @@
+"""Exact output probabilities of single photons in a linear interferometer."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import _core
+from ._validation import UNITARY_ATOL, as_int, as_threads, check_unitary, count_dtype, input_mode_array
+from .reference import n_patterns, output_patterns
+
+__all__ = ["probability", "probabilities"]
+
+#: Default largest number of output patterns :func:`probabilities` will enumerate.
+MAX_PATTERNS = 2_000_000
+
+
+def _pattern_array(pattern, m: int, n: int) -> np.ndarray:
+    s = np.asarray(pattern)
+    if s.ndim != 1 or s.shape[0] != m:
+        raise ValueError(f"pattern must be a 1-D array of {m} photon counts, got shape {s.shape}")
+    if not np.issubdtype(s.dtype, np.integer):
+        raise TypeError(f"pattern must hold integers, got dtype {s.dtype}")
+    if np.any(s < 0):
+        raise ValueError("pattern counts must be non-negative")
+    if s.sum() != n:
+        raise ValueError(f"pattern holds {int(s.sum())} photons but {n} were sent in")
+    return s.astype(np.int64)
+
+
+def probability(
+    unitary,
+    input_modes: Sequence[int],
+    pattern,
+    *,
+    distinguishable: bool = False,
+    atol: float = UNITARY_ATOL,
+) -> float:
+    """Exact probability of one output pattern.
+
+    For indistinguishable photons ``|Per(U_{S,T})|^2 / prod_i s_i!``, where T holds the occupied input
+    columns and S repeats output row i ``s_i`` times; for distinguishable photons
+    ``Per(|U_{S,T}|^2) / prod_i s_i!``.
+
+    Parameters
+    ----------
+    unitary : array_like, shape (m, m)
+    input_modes : sequence of int
+        Distinct occupied inputs (one photon each).
+    pattern : array_like of int, shape (m,)
+        Photon counts per output mode, summing to ``len(input_modes)``.
+    distinguishable : bool
+        Probability for distinguishable photons instead.
+
+    Returns
+    -------
+    float
+    """
+    u = check_unitary(unitary, atol=atol)
+    m = u.shape[0]
+    modes = input_mode_array(input_modes, None, m)
+    s = _pattern_array(pattern, m, modes.size)
+    return _probability(u, modes, s, distinguishable)
+
+
+def _probability(u: np.ndarray, modes: np.ndarray, s: np.ndarray, distinguishable: bool) -> float:
+    occupied = np.flatnonzero(s)
+    rows = u[np.ix_(occupied, modes)]
+    mult = s[occupied]
+    norm = math.prod(math.factorial(int(c)) for c in mult)
+    if distinguishable:
+        value = _core.permanent(np.ascontiguousarray(np.abs(rows) ** 2, dtype=np.complex128), mult, 1, False)
+        return float(value.real / norm)
+    value = _core.permanent(np.ascontiguousarray(rows), mult, 1, False)
+    return float(abs(value) ** 2 / norm)
+
+
+def probabilities(
+    unitary,
+    input_modes: Sequence[int],
+    *,
+    distinguishable: bool = False,
+    max_patterns: Optional[int] = MAX_PATTERNS,
+    atol: float = UNITARY_ATOL,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole output distribution of a small instance.
+
+    Parameters
+    ----------
+    unitary : array_like, shape (m, m)
+    input_modes : sequence of int
+    distinguishable : bool
+    max_patterns : int or None
+        Refuse (``ValueError``) when there are more than this many patterns, C(m + n - 1, n).
+
+    Returns
+    -------
+    patterns : ndarray, shape (K, m), unsigned integers
+        Every way to place the n photons in m modes, in lexicographic order of occupied modes.
+    probs : ndarray, shape (K,), float64
+        Their probabilities (summing to 1 up to round-off).
+    """
+    u = check_unitary(unitary, atol=atol)
+    m = u.shape[0]
+    modes = input_mode_array(input_modes, None, m)
+    n = modes.size
+    k = n_patterns(n, m)
+    if max_patterns is not None and k > as_int(max_patterns, "max_patterns", minimum=1):
+        raise ValueError(
+            f"{n} photons in {m} modes have {k:,} output patterns, more than max_patterns={max_patterns:,}; "
+            "sample instead, or raise max_patterns"
+        )
+    patterns = np.array(list(output_patterns(n, m)), dtype=count_dtype(n)).reshape(k, m)
+    probs = np.array([_probability(u, modes, p.astype(np.int64), distinguishable) for p in patterns])
+    return patterns, probs
