@@ -1,0 +1,416 @@
+// Glynn permanents with row multiplicities: planning, the lane-parallel kernel and its drivers.
+#include "qboson/glynn.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#ifdef QBOSON_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace qboson {
+namespace {
+
+// Fast Gray chains are kept short: it bounds round-off drift of the running sums and gives
+// enough independent blocks for threads.
+constexpr std::int64_t kMaxSteps = std::int64_t{1} << 12;
+
+std::int64_t binomial(std::int64_t n, std::int64_t k) {
+    if (k < 0 || k > n) return 0;
+    std::int64_t r = 1;
+    for (std::int64_t i = 0; i < k; ++i) r = r * (n - i) / (i + 1);  // exact at every step
+    return r;
+}
+
+std::int64_t signed_binom(const GlynnPlan& plan, int g, std::int64_t d) {
+    const std::int64_t c = plan.binom[static_cast<std::size_t>(g) * plan.binom_stride + d];
+    return (d & 1) ? -c : c;
+}
+
+typedef double v8d __attribute__((vector_size(64)));
+
+// Scratch needed by one block, in Reals.
+std::size_t block_scratch_reals(int cols, int lanes, bool minors) {
+    const std::size_t per = static_cast<std::size_t>(cols) * lanes;
+    return (minors ? 6 * per : 2 * per + 2 * lanes) + lanes + 16;
+}
+
+// One block of `NV * VW` lanes.  Vec is a GCC vector of VW Reals (or a scalar with VW = 1).
+// Writes the block's contribution (before the 2^-(N-1) factor): one complex for a permanent,
+// `cols` complexes for minors, as interleaved (re, im) pairs.
+template <typename Real, typename Vec, int NV, int VW, bool kMinors>
+inline __attribute__((always_inline)) void block_body(const GlynnPlan& plan, std::int64_t block,
+                                                     Real* scratch, Real* out) {
+    constexpr int L = NV * VW;
+    const int cols = plan.cols;
+    const std::size_t per = static_cast<std::size_t>(cols) * L;
+    Real* sre_r = scratch;
+    Real* sim_r = sre_r + per;
+    Real* tail = sim_r + per;
+    Real* sufre_r = tail;                 // minors only
+    Real* sufim_r = kMinors ? tail + per : tail;
+    Real* accre_r = kMinors ? tail + 2 * per : tail;
+    Real* accim_r = kMinors ? tail + 3 * per : tail + L;
+    Real* wslow = kMinors ? tail + 4 * per : tail + 2 * L;
+
+    // Starting column sums and slow weights of every lane.
+    const int nslow = static_cast<int>(plan.slow_group.size());
+    std::int64_t digit[64];
+    for (int lane = 0; lane < L; ++lane) {
+        std::int64_t q = block * L + lane;
+        Real w = 1;
+        if (q >= plan.lanes) {  // padding lane: any valid state, weight 0
+            q = 0;
+            w = 0;
+        }
+        for (int g = 0; g < plan.groups; ++g) digit[g] = 0;
+        std::int64_t sign_w = 1;
+        for (int s = 0; s < nslow; ++s) {
+            const int g = plan.slow_group[s];
+            digit[g] = q % plan.slow_radix[s];
+            q /= plan.slow_radix[s];
+            sign_w *= signed_binom(plan, g, digit[g]);
+        }
+        wslow[lane] = w * static_cast<Real>(sign_w);
+        for (int j = 0; j < cols; ++j) {
+            Real re = 0, im = 0;
+            for (int g = 0; g < plan.groups; ++g) {
+                const Real c = static_cast<Real>(plan.mult[g] - 2 * digit[g]);
+                re += c * static_cast<Real>(plan.bre[static_cast<std::size_t>(g) * cols + j]);
+                im += c * static_cast<Real>(plan.bim[static_cast<std::size_t>(g) * cols + j]);
+            }
+            sre_r[static_cast<std::size_t>(j) * L + lane] = re;
+            sim_r[static_cast<std::size_t>(j) * L + lane] = im;
+        }
+    }
+
+    Vec* sre = reinterpret_cast<Vec*>(sre_r);
+    Vec* sim = reinterpret_cast<Vec*>(sim_r);
+    Vec* accre = reinterpret_cast<Vec*>(accre_r);
+    Vec* accim = reinterpret_cast<Vec*>(accim_r);
+    Vec* sufre = reinterpret_cast<Vec*>(sufre_r);
+    Vec* sufim = reinterpret_cast<Vec*>(sufim_r);
+    const Vec zero = Vec{} * Real(0);
+    const Vec one = zero + Real(1);
+    const int nacc = kMinors ? cols * NV : NV;
+    for (int i = 0; i < nacc; ++i) {
+        accre[i] = zero;
+        accim[i] = zero;
+    }
+
+    const double* bre = plan.bre.data();
+    const double* bim = plan.bim.data();
+    for (std::int64_t t = 0; t < plan.steps; ++t) {
+        // Every lane takes the same Gray step: add coef * row g to the column sums.
+        Real cr_row = 0;
+        const double* rre = bre;
+        const double* rim = bim;
+        if (t > 0) {
+            const std::size_t g = static_cast<std::size_t>(plan.step_group[t]);
+            cr_row = static_cast<Real>(plan.step_coef[t]);
+            rre = bre + g * cols;
+            rim = bim + g * cols;
+        }
+        const Real wf = static_cast<Real>(plan.fast_weight[t]);
+        if constexpr (!kMinors) {
+            Vec pr[NV], pi[NV];
+            for (int v = 0; v < NV; ++v) {
+                pr[v] = one;
+                pi[v] = zero;
+            }
+            for (int j = 0; j < cols; ++j) {
+                const Real ur = cr_row * static_cast<Real>(rre[j]);
+                const Real ui = cr_row * static_cast<Real>(rim[j]);
+                for (int v = 0; v < NV; ++v) {
+                    const Vec c = sre[j * NV + v] + ur;
+                    const Vec d = sim[j * NV + v] + ui;
+                    sre[j * NV + v] = c;
+                    sim[j * NV + v] = d;
+                    const Vec a = pr[v], b = pi[v];
+                    pr[v] = a * c - b * d;
+                    pi[v] = a * d + b * c;
+                }
+            }
+            for (int v = 0; v < NV; ++v) {
+                accre[v] += wf * pr[v];
+                accim[v] += wf * pi[v];
+            }
+        } else {
+            // Suffix products (with the column update folded in), then prefix products:
+            // prefix_l * suffix_l is the product of every column sum but l.
+            Vec rr[NV], ri[NV];
+            for (int v = 0; v < NV; ++v) {
+                rr[v] = one;
+                ri[v] = zero;
+            }
+            for (int j = cols - 1; j >= 0; --j) {
+                const Real ur = cr_row * static_cast<Real>(rre[j]);
+                const Real ui = cr_row * static_cast<Real>(rim[j]);
+                for (int v = 0; v < NV; ++v) {
+                    const int idx = j * NV + v;
+                    sufre[idx] = rr[v];
+                    sufim[idx] = ri[v];
+                    const Vec c = sre[idx] + ur;
+                    const Vec d = sim[idx] + ui;
+                    sre[idx] = c;
+                    sim[idx] = d;
+                    const Vec a = rr[v], b = ri[v];
+                    rr[v] = a * c - b * d;
+                    ri[v] = a * d + b * c;
+                }
+            }
+            for (int v = 0; v < NV; ++v) {
+                rr[v] = one * wf;  // fold the term's weight into the prefix
+                ri[v] = zero;
+            }
+            for (int l = 0; l < cols; ++l) {
+                for (int v = 0; v < NV; ++v) {
+                    const int idx = l * NV + v;
+                    const Vec a = rr[v], b = ri[v];
+                    const Vec c = sufre[idx], d = sufim[idx];
+                    accre[idx] += a * c - b * d;
+                    accim[idx] += a * d + b * c;
+                    const Vec e = sre[idx], f = sim[idx];
+                    rr[v] = a * e - b * f;
+                    ri[v] = a * f + b * e;
+                }
+            }
+        }
+    }
+
+    // Reduce the lanes in a fixed order.
+    const int nout = kMinors ? cols : 1;
+    for (int l = 0; l < nout; ++l) {
+        Real re = 0, im = 0;
+        for (int lane = 0; lane < L; ++lane) {
+            re += wslow[lane] * accre_r[static_cast<std::size_t>(l) * L + lane];
+            im += wslow[lane] * accim_r[static_cast<std::size_t>(l) * L + lane];
+        }
+        out[2 * l] = re;
+        out[2 * l + 1] = im;
+    }
+}
+
+}  // namespace
+
+// The kernels, compiled once per instruction set and picked at load time (GCC function
+// multiversioning), so the default build runs on any x86-64 and uses AVX-512 where present.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(QBOSON_NO_CLONES)
+#define QBOSON_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define QBOSON_CLONES
+#endif
+
+namespace detail {
+QBOSON_CLONES void block_plain_d(const GlynnPlan& plan, std::int64_t block, double* scratch, double* out) {
+    block_body<double, v8d, kLanes / 8, 8, false>(plan, block, scratch, out);
+}
+QBOSON_CLONES void block_minors_d(const GlynnPlan& plan, std::int64_t block, double* scratch, double* out) {
+    block_body<double, v8d, kLanes / 8, 8, true>(plan, block, scratch, out);
+}
+}  // namespace detail
+
+namespace {
+
+constexpr int kLanesExtended = 8;
+
+void block_plain_ld(const GlynnPlan& plan, std::int64_t block, long double* scratch, long double* out) {
+    block_body<long double, long double, kLanesExtended, 1, false>(plan, block, scratch, out);
+}
+
+template <typename T>
+T* aligned64(std::vector<T>& buf, std::size_t count) {
+    buf.resize(count + 64 / sizeof(T) + 1);
+    auto p = reinterpret_cast<std::uintptr_t>(buf.data());
+    p = (p + 63) & ~static_cast<std::uintptr_t>(63);
+    return reinterpret_cast<T*>(p);
+}
+
+// Run every block (in parallel when asked) and sum their outputs in block order.
+template <typename Real, typename Kernel>
+void run_blocks(const GlynnPlan& plan, int lanes, bool minors, int nout, int threads, Kernel kernel,
+                std::vector<Real>& scratch, Real* total) {
+    const std::size_t ws = block_scratch_reals(plan.cols, lanes, minors);
+    std::vector<Real> partial(static_cast<std::size_t>(plan.blocks) * 2 * nout);
+    const std::int64_t blocks = (plan.lanes + lanes - 1) / lanes;
+#ifdef QBOSON_HAVE_OPENMP
+    if (threads > 1 && blocks > 1) {
+#pragma omp parallel num_threads(threads)
+        {
+            std::vector<Real> local;
+            Real* work = aligned64(local, ws);
+#pragma omp for schedule(dynamic, 1)
+            for (std::int64_t b = 0; b < blocks; ++b) kernel(plan, b, work, &partial[b * 2 * nout]);
+        }
+    } else
+#endif
+    {
+        (void)threads;
+        Real* work = aligned64(scratch, ws);
+        for (std::int64_t b = 0; b < blocks; ++b) kernel(plan, b, work, &partial[b * 2 * nout]);
+    }
+    for (int i = 0; i < 2 * nout; ++i) total[i] = 0;
+    for (std::int64_t b = 0; b < blocks; ++b)
+        for (int i = 0; i < 2 * nout; ++i) total[i] += partial[b * 2 * nout + i];
+}
+
+void plan_for_lanes(const RowGroups& problem, GlynnPlan& plan, int lanes);
+
+}  // namespace
+
+void plan_glynn(const RowGroups& problem, GlynnPlan& plan) { plan_for_lanes(problem, plan, kLanes); }
+
+namespace {
+
+void plan_for_lanes(const RowGroups& p, GlynnPlan& plan, int lane_width) {
+    const int G = p.groups;
+    const int cols = p.cols;
+    plan.cols = cols;
+    plan.groups = G;
+    plan.bre.resize(static_cast<std::size_t>(G) * cols);
+    plan.bim.resize(static_cast<std::size_t>(G) * cols);
+    for (std::size_t i = 0; i < plan.bre.size(); ++i) {
+        plan.bre[i] = p.rows[i].real();
+        plan.bim[i] = p.rows[i].imag();
+    }
+    plan.mult.assign(p.mult, p.mult + G);
+    plan.rows = 0;
+    int pinned = -1;
+    std::int64_t maxm = 0;
+    for (int g = 0; g < G; ++g) {
+        if (plan.mult[g] < 1) throw std::invalid_argument("row multiplicities must be >= 1");
+        plan.rows += plan.mult[g];
+        maxm = std::max(maxm, plan.mult[g]);
+        if (pinned < 0 || plan.mult[g] < plan.mult[pinned]) pinned = g;
+    }
+    if (plan.rows > 62) throw std::invalid_argument("more than 62 rows: out of reach of 64-bit Gray counters");
+    // Pin one copy of the smallest group: it saves the most terms (a factor 2 for a single row).
+    plan.maxdigit.resize(G);
+    for (int g = 0; g < G; ++g) plan.maxdigit[g] = plan.mult[g] - (g == pinned ? 1 : 0);
+    plan.binom_stride = static_cast<int>(maxm + 1);
+    plan.binom.assign(static_cast<std::size_t>(G) * plan.binom_stride, 0);
+    for (int g = 0; g < G; ++g)
+        for (std::int64_t d = 0; d <= plan.maxdigit[g]; ++d)
+            plan.binom[static_cast<std::size_t>(g) * plan.binom_stride + d] = binomial(plan.maxdigit[g], d);
+
+    // Split digits: slow ones (from the last group backwards) until there are enough lanes
+    // and the fast chain is short enough.
+    double total = 1;
+    for (int g = 0; g < G; ++g) total *= static_cast<double>(plan.maxdigit[g] + 1);
+    plan.slow_group.clear();
+    plan.slow_radix.clear();
+    plan.lanes = 1;
+    std::vector<char> is_slow(G, 0);
+    for (int g = G - 1; g >= 0; --g) {
+        const double steps = total / static_cast<double>(plan.lanes);
+        if (plan.lanes >= lane_width && steps <= static_cast<double>(kMaxSteps)) break;
+        if (plan.maxdigit[g] == 0) continue;
+        is_slow[g] = 1;
+        plan.slow_group.push_back(g);
+        plan.slow_radix.push_back(plan.maxdigit[g] + 1);
+        plan.lanes *= plan.maxdigit[g] + 1;
+    }
+    plan.blocks = (plan.lanes + lane_width - 1) / lane_width;
+
+    // The fast digits' reflected mixed-radix Gray code, shared by every lane.
+    std::vector<int> fast_group;
+    std::vector<std::int64_t> radix;
+    for (int g = 0; g < G; ++g)
+        if (!is_slow[g] && plan.maxdigit[g] > 0) {
+            fast_group.push_back(g);
+            radix.push_back(plan.maxdigit[g] + 1);
+        }
+    std::int64_t steps = 1;
+    for (auto r : radix) steps *= r;
+    plan.steps = steps;
+    plan.step_group.assign(steps, 0);
+    plan.step_coef.assign(steps, 0.0);
+    plan.fast_weight.assign(steps, 0.0);
+    std::vector<std::int64_t> val(radix.size(), 0), dir(radix.size(), 1);
+    // Weight of the fast digits: sign (-1)^(sum of digits) flips at every step; the magnitude,
+    // a product of binomials containing C(M'_g, old), changes by an exact integer division.
+    std::int64_t magnitude = 1;
+    std::int64_t sign = 1;
+    plan.fast_weight[0] = 1.0;
+    for (std::int64_t t = 1; t < steps; ++t) {
+        std::size_t d = 0;
+        std::int64_t next = val[0] + dir[0];
+        while (next < 0 || next >= radix[d]) {
+            dir[d] = -dir[d];
+            ++d;
+            next = val[d] + dir[d];
+        }
+        const int g = fast_group[d];
+        const std::int64_t old = val[d];
+        val[d] = next;
+        plan.step_group[t] = g;
+        plan.step_coef[t] = next > old ? -2.0 : 2.0;
+        const std::int64_t* row = &plan.binom[static_cast<std::size_t>(g) * plan.binom_stride];
+        magnitude = magnitude / row[old] * row[next];
+        sign = -sign;
+        plan.fast_weight[t] = static_cast<double>(sign * magnitude);
+    }
+}
+
+}  // namespace
+
+cplx permanent_groups(const RowGroups& problem, int threads, bool extended) {
+    std::int64_t rows = 0;
+    for (int g = 0; g < problem.groups; ++g) rows += problem.mult[g];
+    if (rows != problem.cols) throw std::invalid_argument("permanent: rows (with multiplicity) != columns");
+    if (problem.cols == 0) return cplx(1.0, 0.0);
+    GlynnPlan plan;
+    const double scale = std::ldexp(1.0, -static_cast<int>(rows - 1));
+    if (extended) {
+        plan_for_lanes(problem, plan, kLanesExtended);
+        std::vector<long double> scratch;
+        long double total[2];
+        run_blocks<long double>(plan, kLanesExtended, false, 1, threads, block_plain_ld, scratch, total);
+        return cplx(static_cast<double>(total[0] * scale), static_cast<double>(total[1] * scale));
+    }
+    plan_for_lanes(problem, plan, kLanes);
+    std::vector<double> scratch;
+    double total[2];
+    run_blocks<double>(plan, kLanes, false, 1, threads, detail::block_plain_d, scratch, total);
+    return cplx(total[0] * scale, total[1] * scale);
+}
+
+void minors_groups(const RowGroups& problem, cplx* out, int threads, GlynnPlan& plan,
+                   std::vector<double>& scratch) {
+    std::int64_t rows = 0;
+    for (int g = 0; g < problem.groups; ++g) rows += problem.mult[g];
+    if (rows + 1 != problem.cols) throw std::invalid_argument("minors: columns must be rows + 1");
+    if (rows == 0) {
+        out[0] = cplx(1.0, 0.0);
+        return;
+    }
+    plan_for_lanes(problem, plan, kLanes);
+    std::vector<double> total(2 * static_cast<std::size_t>(problem.cols));
+    run_blocks<double>(plan, kLanes, true, problem.cols, threads, detail::block_minors_d, scratch, total.data());
+    const double scale = std::ldexp(1.0, -static_cast<int>(rows - 1));
+    for (int l = 0; l < problem.cols; ++l) out[l] = cplx(total[2 * l] * scale, total[2 * l + 1] * scale);
+}
+
+void minors_groups(const RowGroups& problem, cplx* out, int threads) {
+    GlynnPlan plan;
+    std::vector<double> scratch;
+    minors_groups(problem, out, threads, plan, scratch);
+}
+
+const char* simd_level() {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return "x86-64-v4 (AVX-512)";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "x86-64-v3 (AVX2+FMA)";
+#endif
+    return "default";
+}
+
+}  // namespace qboson
