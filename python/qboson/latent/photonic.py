@@ -1,0 +1,237 @@
+"""Photon-count latents: ``quantum`` (indistinguishable photons) and ``photonic`` (distinguishable).
+
+Both send single photons into ``input_modes`` of the same m-mode interferometer (m = dim) and
+count the photons in every output mode.  Only interference differs: the two share their mean
+occupations but not their second moments (see :mod:`qboson.latent.moments`).
+
+With the default sampler, the default stream of a latent with seed ``s`` equals
+``qboson.sample(n, m, shots, seed=s)``: the unitary is the Haar matrix that call would draw,
+and row ``i`` is its shot ``i``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .._seeding import split_seed
+from .._validation import as_int, as_threads, check_unitary, count_dtype, input_mode_array
+from ..unitary import haar_unitary
+from . import moments
+from .base import DEFAULT_DIM, Latent, SeedTemplate, default_dim
+
+__all__ = ["PhotonLatent", "QuantumLatent", "PhotonicLatent", "resolve_circuit", "unitary_sha256"]
+
+
+def unitary_sha256(u: np.ndarray) -> str:
+    """sha256 of a unitary's complex128 little-endian C-order bytes."""
+    return hashlib.sha256(np.ascontiguousarray(u, dtype="<c16").tobytes()).hexdigest()
+
+
+def resolve_circuit(dim, seed: int, n_photons, unitary, input_modes) -> tuple[int, np.ndarray, np.ndarray]:
+    """Validate the circuit arguments of a photon latent; returns ``(m, unitary, input_modes)``.
+
+    The default unitary is the Haar matrix that ``qboson.sample(..., seed=seed)`` draws; the
+    default input modes are the first ``n_photons`` (default ``m // 2``) modes.
+    """
+    if unitary is not None:
+        u = check_unitary(unitary)
+        m = u.shape[0]
+        if not default_dim(dim) and as_int(dim, "dim", minimum=1) != m:
+            raise ValueError(f"dim={dim} does not match the unitary's {m} modes")
+    else:
+        m = as_int(dim, "dim", minimum=1)
+        u = haar_unitary(m, split_seed(seed)[0])
+    if n_photons is None and input_modes is None:
+        n_photons = max(1, m // 2)
+    if n_photons is not None:
+        n_photons = as_int(n_photons, "n_photons", minimum=1)
+        if n_photons > m:
+            raise ValueError(f"more photons than modes: n_photons={n_photons} > dim={m}")
+    modes = input_mode_array(input_modes, n_photons, m)
+    return m, u, modes
+
+
+def _accepts(func, name: str) -> bool:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+class PhotonLatent(Latent):
+    """Photon counts of single photons through a fixed interferometer.
+
+    Parameters
+    ----------
+    dim : int
+        Number of modes m (ignored when ``unitary`` fixes it; must then agree if given).
+    seed : int, SeedSequence, Generator or None
+        Draws the default Haar unitary and seeds the default sample stream.
+    n_photons : int, optional
+        Photons, entering modes ``0..n-1``; default ``dim // 2`` (the paper's n = m/2).
+    unitary : array_like (m, m), optional
+        Any interferometer (Haar, a time-bin loop circuit, a Clements mesh ...).
+    input_modes : sequence of int, optional
+        Occupied input modes (one photon each); overrides ``n_photons``' default placement.
+    backend : object, optional
+        Anything with ``sample(unitary, input_modes, shots, seed=None) -> (shots, m)`` (e.g. a
+        ``qboson.backends`` object).  If its ``sample`` also takes ``start``, rows stay
+        index-deterministic; otherwise each call gets its own seed derived from (stream, start).
+        ``None`` uses :func:`qboson.sample`.
+    centre, scale : bool
+        Subtract the exact mean occupation; divide by the exact standard deviation.
+    threads : int, optional
+        OpenMP threads of :func:`qboson.sample` (``None`` = all cores).
+    method : str
+        Permanent scheme of :func:`qboson.sample` (``"cc2020"`` or ``"cc2017"``).
+    noise : optional
+        A ``qboson.noise`` model forwarded to :func:`qboson.sample` (exact moments then no longer
+        apply: ``mean``/``std`` describe the noiseless device).
+    """
+
+    distinguishable: bool = False
+
+    def __init__(
+        self,
+        dim: int = DEFAULT_DIM,
+        *,
+        seed=None,
+        n_photons: Optional[int] = None,
+        unitary=None,
+        input_modes: Optional[Sequence[int]] = None,
+        backend: Any = None,
+        centre: bool = True,
+        scale: bool = False,
+        threads: Optional[int] = None,
+        method: str = "cc2020",
+        noise: Any = None,
+    ) -> None:
+        from .base import as_seed_int
+
+        seed = as_seed_int(seed)
+        m, u, modes = resolve_circuit(dim, seed, n_photons, unitary, input_modes)
+        super().__init__(m, seed=seed, centre=centre, scale=scale)
+        self.unitary = u
+        self.input_modes = modes
+        self.n_photons = int(modes.size)
+        self.threads = None if threads is None else as_threads(threads)
+        self.method = str(method)
+        self.noise = noise
+        self.backend = backend
+        if backend is not None:
+            sample_fn = getattr(backend, "sample", None)
+            if not callable(sample_fn):
+                raise TypeError(
+                    f"backend must have a sample(unitary, input_modes, shots, seed=None) method, got {type(backend).__name__}"
+                )
+            self._backend_start = _accepts(sample_fn, "start")
+            self._backend_dist = _accepts(sample_fn, "distinguishable")
+            if self.distinguishable and not self._backend_dist:
+                raise ValueError(
+                    f"backend {type(backend).__name__} cannot sample distinguishable photons "
+                    "(its sample() has no 'distinguishable' argument); use the default backend"
+                )
+            if noise is not None:
+                raise ValueError("noise= applies to the default qboson sampler, not to a backend")
+            self.index_deterministic = bool(self._backend_start)
+        self._mean = moments.mean_counts(u, modes)
+        self._cov = moments.covariance(u, modes, distinguishable=self.distinguishable)
+
+    # -- protocol ----------------------------------------------------------------------------
+    @property
+    def mean(self) -> np.ndarray:
+        return self._mean
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self._cov), 0.0, None))
+
+    @property
+    def covariance(self) -> np.ndarray:
+        return self._cov
+
+    @property
+    def fano_factor(self) -> float:
+        """Exact photon-weighted Fano factor ``sum Var[s_j] / n``."""
+        return float(np.trace(self._cov) / self.n_photons)
+
+    @property
+    def raw_dtype(self) -> np.dtype:
+        return count_dtype(self.n_photons)
+
+    def _draw(self, start: int, stop: int, seed: SeedTemplate, threads: Optional[int]) -> np.ndarray:
+        shots = stop - start
+        if self.backend is None:
+            from ..sampling import sample
+
+            out = sample(
+                unitary=self.unitary,
+                input_modes=self.input_modes,
+                shots=shots,
+                seed=seed.sequence(),
+                start=start,
+                distinguishable=self.distinguishable,
+                threads=threads if threads is not None else self.threads,
+                progress=False,
+                method=self.method,
+                noise=self.noise,
+            )
+        else:
+            kwargs = {}
+            if self._backend_start:
+                kwargs["start"] = start
+                call_seed = seed.sequence()
+            else:
+                call_seed = seed.sequence(start, stop)
+            if self._backend_dist:
+                kwargs["distinguishable"] = self.distinguishable
+            out = self.backend.sample(self.unitary, self.input_modes.copy(), shots, seed=call_seed, **kwargs)
+            out = np.asarray(out)
+            if out.shape != (shots, self.dim):
+                raise ValueError(
+                    f"backend {type(self.backend).__name__} returned shape {out.shape}, expected {(shots, self.dim)}"
+                )
+        return np.ascontiguousarray(out, dtype=self.raw_dtype)
+
+    def _spec(self) -> dict:
+        spec = {
+            "n_photons": self.n_photons,
+            "input_modes": self.input_modes.tolist(),
+            "unitary": [[float(z.real), float(z.imag)] for z in self.unitary.ravel()],
+            "unitary_sha256": unitary_sha256(self.unitary),
+            "method": self.method,
+        }
+        if self.backend is not None:
+            spec["backend"] = f"{type(self.backend).__module__}.{type(self.backend).__qualname__}"
+        if self.noise is not None:
+            spec["noise"] = repr(self.noise)
+        return spec
+
+    def describe(self) -> str:
+        kind = "distinguishable" if self.distinguishable else "indistinguishable"
+        text = (
+            f"{self.name} latent: {self.n_photons} {kind} photons in {self.dim} modes "
+            f"(inputs {self.input_modes.tolist()}, unitary sha256 {unitary_sha256(self.unitary)[:12]}), "
+            f"seed={self.seed}, Fano factor {self.fano_factor:.3f}"
+        )
+        norm = [s for s, on in (("centred on exact mean", self.centre), ("unit variance", self.scale)) if on]
+        return text + (f"; {', '.join(norm)}" if norm else "; raw counts")
+
+
+class QuantumLatent(PhotonLatent):
+    """Indistinguishable photons (boson sampling): the paper's ``quantum`` latent."""
+
+    name = "quantum"
+    distinguishable = False
+
+
+class PhotonicLatent(PhotonLatent):
+    """Distinguishable photons through the same interferometer: the interference-off control."""
+
+    name = "photonic"
+    distinguishable = True
