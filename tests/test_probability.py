@@ -1,0 +1,64 @@
+import math
+
+import numpy as np
+import pytest
+
+import qboson
+from reference_math import exact_distribution
+
+
+@pytest.mark.parametrize("n,m", [(1, 3), (2, 4), (3, 5), (4, 5)])
+def test_probabilities_match_bruteforce(n, m):
+    u = qboson.haar_unitary(m, seed=n * 10 + m)
+    inputs = list(range(m - n, m))
+    for dist in (False, True):
+        patterns, probs = qboson.probabilities(u, inputs, distinguishable=dist)
+        expected = exact_distribution(u, inputs, distinguishable=dist)
+        assert patterns.shape == (math.comb(m + n - 1, n), m)
+        assert probs.sum() == pytest.approx(1.0, abs=1e-12)
+        for s, p in zip(patterns, probs):
+            assert p == pytest.approx(expected[tuple(int(v) for v in s)], abs=1e-13)
+
+
+def test_distinguishable_by_independent_routing():
+    # Each photon exits independently: sum over all assignments of outputs to photons.
+    u = qboson.haar_unitary(4, seed=1)
+    inputs = [0, 2, 3]
+    p = np.abs(u) ** 2
+    expected = {}
+    for outs in np.ndindex(4, 4, 4):
+        s = tuple(np.bincount(outs, minlength=4))
+        expected[s] = expected.get(s, 0.0) + np.prod([p[o, i] for o, i in zip(outs, inputs)])
+    for s, value in expected.items():
+        assert qboson.probability(u, inputs, s, distinguishable=True) == pytest.approx(value, abs=1e-14)
+
+
+def test_hong_ou_mandel_probabilities():
+    bs = np.array([[1, 1], [1, -1]]) / np.sqrt(2)
+    assert qboson.probability(bs, [0, 1], [1, 1]) == pytest.approx(0.0, abs=1e-15)
+    assert qboson.probability(bs, [0, 1], [2, 0]) == pytest.approx(0.5)
+    assert qboson.probability(bs, [0, 1], [1, 1], distinguishable=True) == pytest.approx(0.5)
+
+
+def test_identity_circuit_is_deterministic():
+    assert qboson.probability(np.eye(4), [1, 3], [0, 1, 0, 1]) == pytest.approx(1.0)
+    assert qboson.probability(np.eye(4), [1, 3], [1, 1, 0, 0]) == 0.0
+
+
+def test_refuses_huge_enumeration():
+    with pytest.raises(ValueError, match="output patterns"):
+        qboson.probabilities(qboson.haar_unitary(40, seed=0), range(20))
+
+
+@pytest.mark.parametrize(
+    "pattern,exc,match",
+    [
+        ([1, 1, 1], ValueError, "photons"),
+        ([1, 0], ValueError, "shape"),
+        ([1, -1, 2], ValueError, "non-negative"),
+        ([0.5, 0.5, 1.0], TypeError, "integers"),
+    ],
+)
+def test_bad_patterns(pattern, exc, match):
+    with pytest.raises(exc, match=match):
+        qboson.probability(qboson.haar_unitary(3, seed=0), [0, 1], pattern)
