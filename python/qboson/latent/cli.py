@@ -1,0 +1,204 @@
+"""``qboson sample`` (generate a sample bank) and ``qboson inspect`` (its statistics and plots)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["register", "run_sample", "run_inspect"]
+
+
+def register(subparsers) -> None:
+    """Add the ``sample`` and ``inspect`` sub-commands (skipping names already registered)."""
+    existing = getattr(subparsers, "choices", {}) or {}
+    if "sample" not in existing:
+        p = subparsers.add_parser(
+            "sample",
+            help="generate a sample bank",
+            description="Draw a latent's samples into a bank directory (resumable: rerun the same command "
+            "after an interruption; a larger --shots grows an existing bank).",
+        )
+        _add_sample_arguments(p)
+        p.set_defaults(func=run_sample)
+    if "inspect" not in existing:
+        p = subparsers.add_parser(
+            "inspect",
+            help="statistics and plots of a sample bank",
+            description="Check banks (sha256), print their statistics beside the exact moments, and plot "
+            "occupation histograms, correlations and bunching (several banks side by side).",
+        )
+        p.add_argument("banks", nargs="+", help="bank directories (e.g. a quantum and a photonic bank)")
+        p.add_argument("--plot", metavar="FILE", help="write the figure here (PNG; needs matplotlib)")
+        p.add_argument("--rows", type=int, default=200_000, help="rows used for statistics (default 200000)")
+        p.add_argument("--no-verify", action="store_true", help="skip the sha256 check")
+        p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+        p.set_defaults(func=run_inspect)
+
+
+def _add_sample_arguments(p: argparse.ArgumentParser) -> None:
+    from . import KINDS
+
+    p.add_argument("--kind", default="quantum", choices=list(KINDS), help="latent kind (default quantum)")
+    p.add_argument("--m", "--dim", dest="m", type=int, help="modes / latent dimension (default 16, or the unitary's)")
+    p.add_argument("--n", type=int, help="photons (default m/2)")
+    p.add_argument("--input-modes", help="occupied input modes, comma separated (default 0..n-1)")
+    p.add_argument("--unitary", metavar="FILE.npy", help="interferometer as an (m, m) complex .npy (default Haar from --seed)")
+    p.add_argument("--shots", type=int, required=True, help="rows in the bank")
+    p.add_argument("--seed", type=int, help="root seed (default: the bank's, when resuming; else fresh, printed)")
+    p.add_argument("--out", required=True, help="bank directory")
+    p.add_argument("--chunk-size", type=int, help="rows per chunk file (default: about 10 s of work)")
+    p.add_argument("--threads", type=int, help="sampler threads (local: default all cores; Dask: per task, default 1)")
+    p.add_argument("--method", default="cc2020", choices=["cc2020", "cc2017"], help="permanent scheme")
+    p.add_argument("--match", choices=["quantum", "photonic"], help="matched controls: which latent to match")
+    p.add_argument("--p", type=float, help="bernoulli probability (default 0.5)")
+    p.add_argument("--scale", action="store_true", help="record unit-variance scaling with the bank")
+    p.add_argument("--no-centre", action="store_true", help="record no centring with the bank")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("distributed (needs qboson[dist])")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
+    g.add_argument("--dask-workers", type=int, metavar="N", help="start a local Dask cluster of N worker processes")
+
+
+def _latent_from_args(args):
+    from . import make
+
+    kwargs = {}
+    if args.unitary:
+        try:
+            kwargs["unitary"] = np.load(args.unitary, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"qboson sample: cannot read --unitary {args.unitary}: {exc}")
+    if args.input_modes:
+        try:
+            kwargs["input_modes"] = [int(x) for x in args.input_modes.split(",") if x.strip()]
+        except ValueError:
+            raise SystemExit(f"qboson sample: --input-modes must be comma-separated integers, got {args.input_modes!r}")
+    if args.n is not None:
+        kwargs["n_photons"] = args.n
+    if args.match:
+        kwargs["match"] = args.match
+    if args.p is not None:
+        kwargs["p"] = args.p
+    if args.kind in ("quantum", "photonic"):
+        kwargs["method"] = args.method
+        if args.threads is not None and not (args.scheduler or args.dask_workers):
+            kwargs["threads"] = args.threads
+    seed = args.seed
+    meta_path = Path(args.out) / "bank.json"
+    if seed is None and meta_path.exists():
+        try:
+            seed = int(json.loads(meta_path.read_text())["seed"])
+            print(f"resuming {args.out} with its seed {seed}", file=sys.stderr)
+        except (ValueError, KeyError, TypeError):
+            pass
+    dim = args.m if args.m is not None else (None if "unitary" in kwargs else 16)
+    if dim is None:
+        from .base import DEFAULT_DIM
+
+        dim = DEFAULT_DIM
+    return make(args.kind, dim, seed=seed, centre=not args.no_centre, scale=args.scale, **kwargs)
+
+
+def run_sample(args) -> int:
+    from .bank import BankError, generate_bank
+
+    if args.shots is None or args.shots < 1:
+        print(f"qboson sample: --shots must be >= 1, got {args.shots}", file=sys.stderr)
+        return 2
+    if args.scheduler and args.dask_workers:
+        print("qboson sample: give --scheduler or --dask-workers, not both", file=sys.stderr)
+        return 2
+    try:
+        latent = _latent_from_args(args)
+    except (ValueError, TypeError) as exc:
+        print(f"qboson sample: {exc}", file=sys.stderr)
+        return 2
+    print(latent.describe(), file=sys.stderr)
+    t0 = time.perf_counter()
+    try:
+        if args.scheduler or args.dask_workers:
+            from ..distributed import generate_bank as dask_generate
+
+            bank = dask_generate(
+                latent, args.shots, args.out, client=args.scheduler, n_workers=args.dask_workers,
+                chunk_size=args.chunk_size, threads=args.threads, progress=not args.quiet,
+            )
+        else:
+            bank = generate_bank(
+                latent, args.shots, args.out, chunk_size=args.chunk_size, threads=args.threads,
+                progress=not args.quiet,
+            )
+    except BankError as exc:
+        print(f"qboson sample: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"qboson sample: {exc}", file=sys.stderr)
+        return 2
+    dt = time.perf_counter() - t0
+    rep = bank.generation or {}
+    print(bank.describe())
+    if rep:
+        print(
+            f"{rep['chunks_computed']} chunk(s) computed, {rep['chunks_reused']} reused, "
+            f"{rep['target_shots'] - rep['existing_shots']} new shots in {dt:.1f} s",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def run_inspect(args) -> int:
+    from . import from_spec
+    from .bank import Bank, BankError
+    from .stats import plot_stats, summary
+
+    datasets = []
+    report = {}
+    for path in args.banks:
+        try:
+            bank = Bank(path, verify=not args.no_verify)
+        except BankError as exc:
+            print(f"qboson inspect: {exc}", file=sys.stderr)
+            return 1
+        rows = np.asarray(bank.raw[: max(2, args.rows)])
+        cov = None
+        try:
+            cov = from_spec(bank.spec).covariance
+        except (ValueError, TypeError):
+            pass  # e.g. a custom backend: no exact moments to compare with
+        stats = summary(rows, mean=bank.mean, covariance=cov)
+        report[str(path)] = {"bank": bank.describe(), **stats}
+        label = f"{bank.name} ({Path(path).name})"
+        datasets.append((label, rows))
+        if not args.json:
+            print(bank.describe())
+            print(
+                f"  rows used {stats['shots']}, photons/shot {stats['photons_per_shot']:.3f}, "
+                f"Fano factor {stats['fano_total']:.4f}"
+                + (f" (exact {stats['fano_total_exact']:.4f})" if stats.get("fano_total_exact") is not None else "")
+            )
+            if "max_abs_mean_error" in stats:
+                print(
+                    f"  mean vs exact: max |error| {stats['max_abs_mean_error']:.4f} "
+                    f"(largest standard error {stats['mean_standard_error']:.4f})"
+                )
+            if "max_abs_cov_error" in stats:
+                print(f"  covariance vs exact: max |error| {stats['max_abs_cov_error']:.4f}")
+            print(
+                f"  bunching: collision-free {stats['collision_free']:.4f}, P(max>=2) {stats['p_max_ge_2']:.4f}, "
+                f"P(max>=3) {stats['p_max_ge_3']:.4f}, mean |corr| {stats['mean_abs_correlation']:.4f}"
+            )
+    if args.json:
+        print(json.dumps(report, indent=1))
+    if args.plot:
+        try:
+            out = plot_stats(datasets, args.plot)
+        except ImportError as exc:
+            print(f"qboson inspect: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {out}", file=sys.stderr)
+    return 0

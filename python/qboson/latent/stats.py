@@ -1,0 +1,142 @@
+"""Empirical statistics of count samples and the ``qboson inspect`` plots.
+
+All functions take ``samples`` of shape (shots, m) (raw counts; any numeric dtype) and return
+float64 arrays.  Plotting needs matplotlib (``pip install qboson[plot]``), imported lazily.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+__all__ = [
+    "occupation_histogram",
+    "correlation_matrix",
+    "fano_factors",
+    "bunching_stats",
+    "summary",
+    "plot_stats",
+]
+
+
+def _as_samples(samples) -> np.ndarray:
+    arr = np.asarray(samples)
+    if arr.ndim != 2 or arr.shape[0] < 2:
+        raise ValueError(f"samples must have shape (shots >= 2, m), got {arr.shape}")
+    return arr
+
+
+def occupation_histogram(samples, kmax: int = 3) -> np.ndarray:
+    """``out[j, k]`` = fraction of shots with ``k`` photons in mode ``j``; the last column is ``>= kmax``.
+
+    Shape (m, kmax + 1).
+    """
+    s = _as_samples(samples).astype(np.int64)
+    clipped = np.minimum(s, kmax)
+    return np.stack([(clipped == k).mean(axis=0) for k in range(kmax + 1)], axis=1)
+
+
+def correlation_matrix(samples) -> np.ndarray:
+    """Pearson correlations between modes, shape (m, m) (nan for modes that never vary)."""
+    s = _as_samples(samples).astype(np.float64)
+    cov = np.cov(s, rowvar=False)
+    sd = np.sqrt(np.diag(cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cov / np.outer(sd, sd)
+
+
+def fano_factors(samples) -> np.ndarray:
+    """Per-mode ``Var / mean``, shape (m,) (nan where the mean is 0)."""
+    s = _as_samples(samples).astype(np.float64)
+    mu = s.mean(axis=0)
+    var = s.var(axis=0, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mu > 0, var / np.where(mu > 0, mu, 1.0), np.nan)
+
+
+def bunching_stats(samples) -> dict:
+    """Bunching summary: fraction of collision-free shots, P(max occupation >= 2 / >= 3), mean
+    maximum occupation, and the histogram of the maximum occupation (index = occupation)."""
+    s = _as_samples(samples)
+    mx = s.max(axis=1).astype(np.int64)
+    hist = np.bincount(mx) / mx.size
+    return {
+        "collision_free": float(np.mean(mx <= 1)),
+        "p_max_ge_2": float(np.mean(mx >= 2)),
+        "p_max_ge_3": float(np.mean(mx >= 3)),
+        "mean_max_occupation": float(mx.mean()),
+        "max_occupation_hist": hist.tolist(),
+    }
+
+
+def summary(samples, *, mean: Optional[np.ndarray] = None, covariance: Optional[np.ndarray] = None) -> dict:
+    """Empirical statistics, and their deviation from exact ``mean``/``covariance`` when given."""
+    s = _as_samples(samples).astype(np.float64)
+    mu = s.mean(axis=0)
+    var = s.var(axis=0, ddof=1)
+    out = {
+        "shots": int(s.shape[0]),
+        "photons_per_shot": float(s.sum(axis=1).mean()),
+        "fano_total": float(var.sum() / mu.sum()) if mu.sum() > 0 else float("nan"),
+        "mean_abs_correlation": float(np.nanmean(np.abs(correlation_matrix(s)[~np.eye(s.shape[1], dtype=bool)]))),
+    }
+    out.update(bunching_stats(samples))
+    if mean is not None:
+        out["max_abs_mean_error"] = float(np.max(np.abs(mu - mean)))
+        out["mean_standard_error"] = float(np.max(np.sqrt(var / s.shape[0])))
+    if covariance is not None:
+        out["max_abs_cov_error"] = float(np.max(np.abs(np.cov(s, rowvar=False) - covariance)))
+        out["fano_total_exact"] = float(np.trace(covariance) / np.sum(mean)) if mean is not None else None
+    return out
+
+
+def plot_stats(datasets: Sequence[tuple[str, np.ndarray]], path, *, kmax: int = 3) -> Path:
+    """Draw, for each ``(label, samples)``, one column: per-mode occupation histograms, the
+    pairwise correlation matrix and the maximum-occupation (bunching) distribution.  Saves a PNG
+    (or any format matplotlib infers from ``path``) and returns its path."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("plots need matplotlib: pip install qboson[plot]") from exc
+    if not datasets:
+        raise ValueError("nothing to plot")
+    cols = len(datasets)
+    fig, axes = plt.subplots(3, cols, figsize=(5.0 * cols, 12.0), squeeze=False)
+    hists = [occupation_histogram(s, kmax) for _, s in datasets]
+    bunch = [bunching_stats(s)["max_occupation_hist"] for _, s in datasets]
+    width = max(len(b) for b in bunch)
+    for c, (label, samples) in enumerate(datasets):
+        h = hists[c]
+        m = h.shape[0]
+        bottom = np.zeros(m)
+        ax = axes[0, c]
+        for k in range(1, kmax + 1):
+            ax.bar(np.arange(m), h[:, k], bottom=bottom, label=f"{k}" if k < kmax else f">={k}")
+            bottom += h[:, k]
+        ax.set_title(f"{label}: P(s_j = k) per mode")
+        ax.set_xlabel("mode j")
+        ax.set_ylabel("fraction of shots")
+        ax.legend(title="k photons", fontsize=8)
+        corr = correlation_matrix(samples)
+        np.fill_diagonal(corr, np.nan)
+        lim = np.nanmax(np.abs(corr)) if np.isfinite(corr).any() else 1.0
+        im = axes[1, c].imshow(corr, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        axes[1, c].set_title(f"{label}: correlation between modes")
+        fig.colorbar(im, ax=axes[1, c], fraction=0.046)
+        b = np.zeros(width)
+        b[: len(bunch[c])] = bunch[c]
+        axes[2, c].bar(np.arange(width), b)
+        axes[2, c].set_yscale("log")
+        axes[2, c].set_title(f"{label}: max photons in one mode")
+        axes[2, c].set_xlabel("max_j s_j")
+        axes[2, c].set_ylabel("fraction of shots")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
