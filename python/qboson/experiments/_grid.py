@@ -1,0 +1,278 @@
+"""Resumable experiment grids: one result file per cell, atomic writes, summary tables.
+
+A *cell* is a mapping of a few named coordinates (``{"dataset": "quantum",
+"latent": "gaussian", "seed": 3}``).  A :class:`ResultStore` keeps one JSON file per
+finished cell in an output folder, together with ``settings.json``, the settings that
+produced them.  Re-running an experiment with the same folder skips finished cells;
+running it with different settings raises instead of mixing results.  Every file is
+written to a temporary name and moved into place with :func:`os.replace`, so an
+interrupted run leaves either a whole file or none.
+
+:func:`summarise` turns results into rows of mean ± standard error (sample standard
+deviation over cells divided by √n), and :func:`write_table` writes them as Markdown
+and CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+__all__ = [
+    "ResultStore",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "cell_name",
+    "mean_sem",
+    "summarise",
+    "format_markdown",
+    "write_table",
+    "derive_seed",
+    "chunks",
+    "stack_id",
+]
+
+_SAFE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: os.PathLike, text: str) -> None:
+    """Atomic text write (UTF-8), see :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def cell_name(cell: Mapping[str, Any]) -> str:
+    """File-name stem of a cell: ``key=value`` pairs joined by ``__`` in the cell's order.
+
+    Keys and values must be made of letters, digits and ``_ . + -`` (ValueError otherwise).
+    """
+    if not cell:
+        raise ValueError("a cell needs at least one coordinate")
+    parts = []
+    for k, v in cell.items():
+        k, v = str(k), str(v)
+        if not _SAFE.match(k) or not _SAFE.match(v) or "__" in k or "__" in v:
+            raise ValueError(f"cell coordinate {k}={v!r} must use letters, digits and _ . + - only (no '__')")
+        parts.append(f"{k}={v}")
+    return "__".join(parts)
+
+
+def _canonical(obj: Any) -> Any:
+    """JSON round trip, so tuples and lists compare equal."""
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+class ResultStore:
+    """One JSON file per finished cell in ``folder``, plus ``settings.json``.
+
+    Args:
+        folder: output folder (created if missing).
+        settings: JSON-serialisable settings of the experiment.  If the folder already
+            holds a ``settings.json`` that differs, ValueError names the differing keys.
+    """
+
+    SETTINGS = "settings.json"
+
+    def __init__(self, folder: os.PathLike, settings: Mapping[str, Any]) -> None:
+        self.folder = Path(folder)
+        self.cells_folder = self.folder / "cells"
+        self.settings = _canonical(dict(settings))
+        path = self.folder / self.SETTINGS
+        if path.exists():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{path} is unreadable or corrupt: {exc}") from exc
+            if old != self.settings:
+                keys = sorted(set(old) | set(self.settings))
+                diff = [k for k in keys if old.get(k) != self.settings.get(k)]
+                raise ValueError(
+                    f"{self.folder} holds results made with different settings (differing: {', '.join(diff)}); "
+                    "use another output folder or remove it"
+                )
+        else:
+            atomic_write_text(path, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
+
+    def path(self, cell: Mapping[str, Any], suffix: str = ".json") -> Path:
+        return self.cells_folder / (cell_name(cell) + suffix)
+
+    def load(self, cell: Mapping[str, Any]) -> Optional[dict]:
+        """The stored result of ``cell``, or None if it has not finished.
+
+        A file that is not valid JSON, or that belongs to another cell, raises ValueError.
+        """
+        path = self.path(cell)
+        if not path.exists():
+            return None
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"result file {path} is corrupt ({exc}); delete it to recompute that cell") from exc
+        if not isinstance(result, dict) or result.get("cell") != _canonical(dict(cell)):
+            raise ValueError(f"result file {path} does not hold the result of cell {dict(cell)}; delete it")
+        return result
+
+    def save(self, cell: Mapping[str, Any], result: Mapping[str, Any]) -> Path:
+        """Store ``result`` (a JSON-serialisable mapping) for ``cell``, atomically; returns the path."""
+        record = dict(result)
+        record["cell"] = dict(cell)
+        text = json.dumps(_canonical(record), indent=1, sort_keys=True, allow_nan=True) + "\n"
+        path = self.path(cell)
+        atomic_write_text(path, text)
+        return path
+
+    def pending(self, cells: Iterable[Mapping[str, Any]]) -> list[dict]:
+        """The cells without a stored result, in the given order."""
+        return [dict(c) for c in cells if self.load(c) is None]
+
+    def results(self, cells: Iterable[Mapping[str, Any]]) -> list[dict]:
+        """Stored results of the finished cells among ``cells``, in the given order."""
+        out = []
+        for c in cells:
+            r = self.load(c)
+            if r is not None:
+                out.append(r)
+        return out
+
+
+def mean_sem(values: Sequence[float]) -> tuple[float, float, int]:
+    """(mean, standard error of the mean, n) of the finite values; sem is NaN when n < 2."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(xs)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    mean = sum(xs) / n
+    if n < 2:
+        return mean, float("nan"), n
+    var = sum((x - mean) ** 2 for x in xs) / (n - 1)
+    return mean, math.sqrt(var / n), n
+
+
+def summarise(
+    records: Iterable[Mapping[str, Any]], group_by: Sequence[str], metrics: Sequence[str]
+) -> list[dict]:
+    """Group flat records by the ``group_by`` keys and average each metric.
+
+    Each output row holds the group keys, then ``<metric>`` (mean), ``<metric>_sem`` and
+    ``n`` (records in the group), in first-seen group order.  Missing or non-finite
+    metric values are left out of that metric's mean.
+    """
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in records:
+        key = tuple(r[k] for k in group_by)
+        groups.setdefault(key, []).append(r)
+    rows = []
+    for key, rs in groups.items():
+        row: dict[str, Any] = dict(zip(group_by, key))
+        row["n"] = len(rs)
+        for m in metrics:
+            mean, sem, _ = mean_sem([r.get(m) for r in rs if r.get(m) is not None])
+            row[m] = mean
+            row[m + "_sem"] = sem
+        rows.append(row)
+    return rows
+
+
+def _fmt(mean: float, sem: float, digits: int) -> str:
+    if not math.isfinite(mean):
+        return "—"
+    if not math.isfinite(sem):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {sem:.{digits}f}"
+
+
+def format_markdown(
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    metrics: Sequence[str],
+    digits: Optional[Mapping[str, int]] = None,
+    headers: Optional[Mapping[str, str]] = None,
+) -> str:
+    """A Markdown table: one column per key, one ``mean ± sem`` column per metric, then n."""
+    digits = dict(digits or {})
+    headers = dict(headers or {})
+    cols = [headers.get(k, k) for k in keys] + [headers.get(m, m) for m in metrics] + ["n"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        cells = [str(r[k]) for k in keys]
+        cells += [_fmt(r[m], r[m + "_sem"], digits.get(m, 3)) for m in metrics]
+        cells.append(str(r["n"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(
+    rows: Sequence[Mapping[str, Any]],
+    stem: os.PathLike,
+    keys: Sequence[str],
+    metrics: Sequence[str],
+    digits: Optional[Mapping[str, int]] = None,
+    headers: Optional[Mapping[str, str]] = None,
+    title: Optional[str] = None,
+) -> tuple[Path, Path]:
+    """Write ``<stem>.md`` (Markdown, mean ± sem) and ``<stem>.csv`` (full precision); returns both paths."""
+    stem = Path(stem)
+    md = format_markdown(rows, keys, metrics, digits, headers)
+    if title:
+        md = f"{title}\n\n{md}"
+    buf = io.StringIO()
+    fields = list(keys) + [x for m in metrics for x in (m, m + "_sem")] + ["n"]
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items() if k in fields})
+    md_path, csv_path = stem.with_suffix(".md"), stem.with_suffix(".csv")
+    atomic_write_text(md_path, md)
+    atomic_write_text(csv_path, buf.getvalue())
+    return md_path, csv_path
+
+
+def derive_seed(*keys: int) -> int:
+    """A 63-bit int seed that depends only on the non-negative int ``keys`` (numpy SeedSequence)."""
+    import numpy as np
+
+    if any(int(k) < 0 for k in keys):
+        raise ValueError(f"seed keys must be non-negative, got {keys}")
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
+    """``items`` split into consecutive lists of at most ``size`` (size >= 1)."""
+    size = int(size)
+    if size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {size}")
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def stack_id(cells: Sequence[Mapping[str, Any]]) -> str:
+    """A short stable name (sha256 prefix) for a group of cells trained together."""
+    import hashlib
+
+    text = "\n".join(cell_name(c) for c in cells)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
