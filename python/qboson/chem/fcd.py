@@ -66,12 +66,43 @@ def _chemnet() -> Any:
     return _model_cache["model"]
 
 
-def _one_hot(smiles: Sequence[str]) -> np.ndarray:
-    """fcd_torch's ChemNet input for canonical SMILES: (B, 350, vocab) float32."""
-    from fcd_torch.utils import SmilesDataset
+def _token_indices(smiles: str, vocab: dict[str, int], unknown: int, pad_len: int) -> list[int]:
+    """fcd_torch's tokenisation (``get_one_hot``) as a list of vocabulary indices.
 
-    dataset = SmilesDataset(list(smiles), canonize=False)
-    return np.stack([dataset[i] for i in range(len(dataset))]).astype(np.float32)
+    Two-letter symbols are those followed by 'r', 'i' or 'l' (Br, Cl, Si); unknown symbols map
+    to 'X'; the sequence ends with '.' at the first '.' of the SMILES or at ``pad_len - 1``.
+    """
+    text = smiles + "."
+    out: list[int] = []
+    src = 0
+    while True:
+        if text[src + 1] in ("r", "i", "l"):
+            symbol, src = text[src:src + 2], src + 2
+        else:
+            symbol, src = text[src], src + 1
+        out.append(vocab.get(symbol, unknown))
+        if text[src] == "." or len(out) == pad_len - 1:
+            out.append(vocab["."])
+            return out
+
+
+def _one_hot(smiles: Sequence[str]) -> np.ndarray:
+    """fcd_torch's ChemNet input for canonical SMILES: (B, 350, 35) float32, one-hot / 35.
+
+    Equal, element for element, to stacking ``fcd_torch.utils.SmilesDataset(smiles,
+    canonize=False)[i]`` (a test checks this), but without allocating in Python per symbol.
+    """
+    from fcd_torch import utils
+
+    vocab_list = utils.__dict__["__vocab"]
+    vocab = {symbol: i for i, symbol in enumerate(vocab_list)}
+    pad_len = utils.SmilesDataset._SmilesDataset__PAD_LEN
+    out = np.zeros((len(smiles), pad_len, len(vocab_list)), dtype=np.float32)
+    value = np.float32(1.0 / len(vocab_list))
+    for b, s in enumerate(smiles):
+        tokens = _token_indices(s, vocab, vocab["X"], pad_len)
+        out[b, np.arange(len(tokens)), tokens] = value
+    return out
 
 
 def _fcd_canonical(smiles: Sequence[str]) -> list[str]:
@@ -87,7 +118,7 @@ def _fcd_canonical(smiles: Sequence[str]) -> list[str]:
     return out
 
 
-def chemnet_activations(smiles: Sequence[str], *, threads: int | None = 1, batch_size: int = 256,
+def chemnet_activations(smiles: Sequence[str], *, threads: int | None = 1, batch_size: int = 128,
                         deduplicate: bool = True) -> np.ndarray:
     """ChemNet penultimate-layer activations, (N, 512) float32, one row per input SMILES.
 
@@ -171,7 +202,7 @@ class FCDReference:
 
     @classmethod
     def from_smiles(cls, smiles: Sequence[str], cache_path: PathLike | None = None, *,
-                    threads: int | None = 1, batch_size: int = 256) -> "FCDReference":
+                    threads: int | None = 1, batch_size: int = 128) -> "FCDReference":
         """Statistics of ``smiles`` (all must be valid), read from / written to ``cache_path``.
 
         A cache file is used only if it was computed from exactly this SMILES list (same
@@ -220,7 +251,7 @@ class FCDReference:
 
 
 def fcd(smiles: Sequence[str], reference: FCDReference, *, threads: int | None = 1,
-        batch_size: int = 256) -> float:
+        batch_size: int = 128) -> float:
     """FCD between ``smiles`` (>= 2 valid SMILES; duplicates count) and ``reference``."""
     smiles = list(smiles)
     if len(smiles) < 2:
