@@ -38,6 +38,8 @@ def resolve_circuit(dim, seed: int, n_photons, unitary, input_modes) -> tuple[in
     default input modes are the first ``n_photons`` (default ``m // 2``) modes.
     """
     if unitary is not None:
+        if callable(getattr(unitary, "unitary", None)):  # a circuit object, e.g. qboson.circuits.TimeBinCircuit
+            unitary = unitary.unitary()
         u = check_unitary(unitary)
         m = u.shape[0]
         if not default_dim(dim) and as_int(dim, "dim", minimum=1) != m:
