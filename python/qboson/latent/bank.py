@@ -376,8 +376,9 @@ def finalize(plan: GenerationPlan) -> "Bank":
         merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(plan.target, dim))
         if old_shots:
             old = np.load(root / old_file, mmap_mode="r")
-            for a in range(0, old_shots, 1 << 20):
-                merged[a : a + (1 << 20)] = old[a : a + (1 << 20)]
+            step = 1 << 20
+            for a in range(0, old_shots, step):
+                merged[a : min(a + step, old_shots)] = old[a : min(a + step, old_shots)]
             del old
         for a, b in ranges:
             merged[a:b] = np.load(chunk_path(root, a, b), allow_pickle=False)

@@ -171,6 +171,8 @@ class PhotonLatent(Latent):
         if self.backend is None:
             from ..sampling import sample
 
+            if threads is None:
+                threads = self.threads if self.threads is not None else self._auto_threads(shots)
             out = sample(
                 unitary=self.unitary,
                 input_modes=self.input_modes,
@@ -178,7 +180,7 @@ class PhotonLatent(Latent):
                 seed=seed.sequence(),
                 start=start,
                 distinguishable=self.distinguishable,
-                threads=threads if threads is not None else self.threads,
+                threads=threads,
                 progress=False,
                 method=self.method,
                 noise=self.noise,
@@ -199,6 +201,13 @@ class PhotonLatent(Latent):
                     f"backend {type(self.backend).__name__} returned shape {out.shape}, expected {(shots, self.dim)}"
                 )
         return np.ascontiguousarray(out, dtype=self.raw_dtype)
+
+    def _auto_threads(self, shots: int) -> Optional[int]:
+        """One thread for calls expected to take under ~20 ms (waking OpenMP threads costs more)."""
+        from ..cost import estimate_cost
+
+        est = estimate_cost(self.n_photons, self.dim, shots, distinguishable=self.distinguishable, threads=1, method=self.method)
+        return 1 if est < 0.02 else None
 
     def _spec(self) -> dict:
         spec = {

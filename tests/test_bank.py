@@ -1,0 +1,187 @@
+"""Sample banks: round trip, chunk-size independence, resume after a crash, growth, corrupt files."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+import qboson
+from qboson.latent import Bank, BankError, generate_bank, make
+from qboson.latent.photonic import QuantumLatent
+
+
+def test_round_trip_and_metadata(tmp_path):
+    z = make("quantum", dim=8, seed=3)
+    bank = generate_bank(z, 1000, tmp_path / "b", chunk_size=300)
+    assert bank.generation["chunks_computed"] == 4
+    again = Bank(tmp_path / "b")  # verifies the sha256
+    assert len(again) == 1000 and again.dim == 8 and again.name == "quantum"
+    assert isinstance(again.raw, np.memmap)
+    np.testing.assert_array_equal(again.raw, qboson.sample(4, 8, 1000, seed=3))
+    meta = again.metadata
+    for key in ("kind", "n_photons", "input_modes", "unitary_sha256", "seed", "shots", "qboson_version", "sha256", "normalisation"):
+        assert key in meta, key
+    assert meta["n_photons"] == 4 and meta["seed"] == 3 and meta["normalisation"]["centre"] is True
+    np.testing.assert_allclose(again.rows(0, 10), z.normalise(again.raw[:10]))
+    np.testing.assert_allclose(again.take([5, 2, 999]), z.normalise(again.raw[[5, 2, 999]]))
+    rebuilt = again.latent()
+    np.testing.assert_array_equal(rebuilt.unitary, z.unitary)
+    np.testing.assert_array_equal(rebuilt.raw_at(990, 1000), again.raw[990:])
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["bank.json", "samples.npy"]
+
+
+@pytest.mark.parametrize("name", ["gaussian", "bernoulli", "counts_matched", "photonic"])
+def test_bank_content_does_not_depend_on_chunk_size(tmp_path, name):
+    z = make(name, dim=6, seed=1)
+    a = generate_bank(z, 2100, tmp_path / "a", chunk_size=70 if name == "photonic" else 130)
+    b = generate_bank(z, 2100, tmp_path / "b", chunk_size=5000)
+    assert a.sha256 == b.sha256
+    assert a.raw.dtype == z.raw_dtype
+    np.testing.assert_array_equal(a.raw, z.raw_at(0, 2100))
+
+
+class CrashingLatent(QuantumLatent):
+    """Raises KeyboardInterrupt (a simulated Ctrl-C) when asked for rows at or past ``crash_at``."""
+
+    crash_at = None
+
+    def _draw(self, start, stop, seed, threads):
+        if self.crash_at is not None and start >= self.crash_at:
+            raise KeyboardInterrupt
+        return super()._draw(start, stop, seed, threads)
+
+
+def test_resume_after_crash_is_byte_identical(tmp_path):
+    reference = generate_bank(make("quantum", dim=8, seed=2), 1000, tmp_path / "ref", chunk_size=150)
+    crashing = CrashingLatent(8, seed=2)
+    crashing.crash_at = 450
+    with pytest.raises(KeyboardInterrupt):
+        generate_bank(crashing, 1000, tmp_path / "b", chunk_size=150)
+    with pytest.raises(BankError, match="unfinished"):
+        Bank(tmp_path / "b")
+    assert len(list((tmp_path / "b" / "chunks").glob("*.npy"))) == 3
+    crashing.crash_at = None
+    bank = generate_bank(crashing, 1000, tmp_path / "b")  # chunk size taken from the metadata
+    assert bank.generation["chunks_reused"] == 3 and bank.generation["chunks_computed"] == 4
+    assert bank.sha256 == reference.sha256
+    assert (tmp_path / "b" / "samples.npy").read_bytes() == (tmp_path / "ref" / "samples.npy").read_bytes()
+    assert not (tmp_path / "b" / "chunks").exists()
+
+
+def test_resume_recomputes_a_corrupt_chunk(tmp_path):
+    crashing = CrashingLatent(8, seed=2)
+    crashing.crash_at = 300
+    with pytest.raises(KeyboardInterrupt):
+        generate_bank(crashing, 600, tmp_path / "b", chunk_size=100)
+    chunk = sorted((tmp_path / "b" / "chunks").glob("*.npy"))[1]
+    chunk.write_bytes(chunk.read_bytes()[:-5])  # e.g. a bad copy
+    crashing.crash_at = None
+    bank = generate_bank(crashing, 600, tmp_path / "b")
+    assert bank.generation["chunks_reused"] == 2 and bank.generation["chunks_computed"] == 4
+    np.testing.assert_array_equal(bank.raw, qboson.sample(4, 8, 600, seed=2))
+
+
+def test_growing_a_bank_appends_the_same_stream(tmp_path):
+    z = make("photonic", dim=8, seed=4)
+    generate_bank(z, 250, tmp_path / "b", chunk_size=100)
+    grown = generate_bank(z, 730, tmp_path / "b")
+    assert grown.generation["existing_shots"] == 250 and grown.generation["chunks_computed"] == 6  # 250-300, 300-400, ..., 700-730
+    direct = generate_bank(z, 730, tmp_path / "c", chunk_size=64)
+    assert grown.sha256 == direct.sha256
+    files = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert files == ["bank.json", "samples-730.npy"]  # the old data file is gone
+    same = generate_bank(z, 500, tmp_path / "b")  # asking for fewer keeps the bank
+    assert len(same) == 730
+
+
+def test_other_latent_in_the_same_directory_is_refused(tmp_path):
+    generate_bank(make("quantum", dim=8, seed=1), 100, tmp_path / "b")
+    with pytest.raises(BankError, match="different latent"):
+        generate_bank(make("quantum", dim=8, seed=2), 100, tmp_path / "b")
+    with pytest.raises(BankError, match="different latent"):
+        generate_bank(make("photonic", dim=8, seed=1), 100, tmp_path / "b")
+    # normalisation is recorded but does not change the raw rows: same bank
+    generate_bank(make("quantum", dim=8, seed=1, scale=True), 100, tmp_path / "b")
+
+
+def _bank(tmp_path):
+    generate_bank(make("quantum", dim=8, seed=1), 500, tmp_path / "b")
+    return tmp_path / "b"
+
+
+def test_truncated_data_file(tmp_path):
+    root = _bank(tmp_path)
+    data = root / "samples.npy"
+    data.write_bytes(data.read_bytes()[:-17])
+    with pytest.raises(BankError, match="truncated"):
+        Bank(root, verify=False)
+
+
+def test_tampered_data_file(tmp_path):
+    root = _bank(tmp_path)
+    data = root / "samples.npy"
+    raw = bytearray(data.read_bytes())
+    raw[-3] ^= 1
+    data.write_bytes(bytes(raw))
+    with pytest.raises(BankError, match="modified"):
+        Bank(root)
+    Bank(root, verify=False)  # opening without the checksum is the caller's choice
+
+
+def test_corrupt_or_edited_metadata(tmp_path):
+    root = _bank(tmp_path)
+    meta_path = root / "bank.json"
+    good = meta_path.read_text()
+    meta_path.write_text(good[: len(good) // 2])
+    with pytest.raises(BankError, match="invalid JSON"):
+        Bank(root)
+    meta = json.loads(good)
+    meta["spec"]["seed"] = 99
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(BankError, match="fingerprint"):
+        Bank(root)
+    meta = json.loads(good)
+    meta["shots"] = 400
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(BankError, match="metadata says"):
+        Bank(root)
+    meta_path.write_text(good)
+    (root / "samples.npy").unlink()
+    with pytest.raises(BankError, match="missing"):
+        Bank(root)
+
+
+def test_not_a_bank(tmp_path):
+    with pytest.raises(BankError, match="not a sample bank"):
+        Bank(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BankError, match="not a directory"):
+        generate_bank(make("gaussian", dim=2, seed=0), 10, tmp_path / "file")
+
+
+def test_bad_generation_arguments(tmp_path):
+    z = make("gaussian", dim=2, seed=0)
+    with pytest.raises(ValueError, match="shots"):
+        generate_bank(z, 0, tmp_path / "b")
+    with pytest.raises(ValueError, match="chunk_size"):
+        generate_bank(z, 10, tmp_path / "b", chunk_size=0)
+    with pytest.raises(TypeError, match="Latent"):
+        generate_bank("gaussian", 10, tmp_path / "b")
+
+
+def test_bank_pickles_by_path(tmp_path):
+    bank = Bank(_bank(tmp_path))
+    _ = bank.raw[0]
+    blob = pickle.dumps(bank)
+    assert len(blob) < 20_000  # metadata only (the unitary is in it), not the rows
+    np.testing.assert_array_equal(pickle.loads(blob).raw, bank.raw)
+
+
+def test_bank_sample_draws_distinct_rows(tmp_path):
+    bank = Bank(_bank(tmp_path))
+    x = bank.sample(500, seed=0)
+    assert x.shape == (500, 8) and x.dtype == np.float32
+    np.testing.assert_allclose(np.sort(x.sum(axis=1)), np.sort(bank.rows(0, 500).sum(axis=1)), atol=1e-4)
+    with pytest.raises(ValueError, match="distinct"):
+        bank.sample(501)
