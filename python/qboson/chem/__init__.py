@@ -7,13 +7,14 @@ Typical use::
 
     from qboson import chem
     data = chem.load_qm9_graphs(seed=0)                  # cached (N, 9) / (N, 9, 9) int64 arrays
-    ref = chem.FCDReference.from_smiles(data.split_smiles("test"), cache_path=...)
+    test = data.split_smiles("test")
+    ref = chem.FCDReference.from_smiles(test, cache_path=chem.reference_cache_path(test))
     smiles = chem.graphs_to_smiles(nodes, adjacency)     # generated graphs -> SMILES or None
     chem.evaluate_molecules(smiles, train_smiles=set(data.split_smiles("train")), fcd_reference=ref)
 """
 
 from ._cache import CorruptCacheError, default_cache_dir
-from .fcd import FCDReference, chemnet_activations, fcd, frechet_distance
+from .fcd import FCDReference, chemnet_activations, fcd, frechet_distance, reference_cache_path
 from .graphs import (
     ATOM_TYPES,
     BOND_TYPES,
@@ -58,6 +59,7 @@ __all__ = [
     "fcd",
     "chemnet_activations",
     "frechet_distance",
+    "reference_cache_path",
     "CorruptCacheError",
     "CacheRebuildWarning",
     "default_cache_dir",

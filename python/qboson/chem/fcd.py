@@ -25,10 +25,11 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ._cache import CorruptCacheError, PathLike, read_npz, write_npz
+from ._cache import CorruptCacheError, PathLike, read_npz, resolve_cache_dir, write_npz
 from ._deps import quiet_rdkit, require_fcd_torch, require_rdkit, require_torch
 
-__all__ = ["FCDReference", "chemnet_activations", "activation_statistics", "frechet_distance", "fcd"]
+__all__ = ["FCDReference", "chemnet_activations", "activation_statistics", "frechet_distance", "fcd",
+           "reference_cache_path"]
 
 _REFERENCE_FORMAT = 1
 _model_cache: dict[str, Any] = {}
@@ -185,6 +186,14 @@ def _fingerprint(smiles: Sequence[str]) -> str:
         digest.update(s.encode())
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def reference_cache_path(smiles: Sequence[str], cache_dir: PathLike | None = None) -> Path:
+    """A cache file for the reference statistics of ``smiles``: ``<cache>/fcd/ref-<digest>.npz``.
+
+    The name is derived from the SMILES list, so different splits never share a file.
+    """
+    return resolve_cache_dir(cache_dir) / "fcd" / f"ref-{_fingerprint(list(smiles))[:20]}.npz"
 
 
 @dataclass(frozen=True)

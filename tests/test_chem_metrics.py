@@ -1,0 +1,98 @@
+"""Tests of qboson.chem.metrics on hand-made molecule lists."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytest.importorskip("rdkit")
+
+from qboson.chem import evaluate_molecules, validity  # noqa: E402
+from qboson.chem import metrics as metrics_module  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("smiles", "strict", "loose"),
+    [
+        ("CCO", True, True),
+        ("OCC", True, True),
+        ("c1ccccc1", True, True),
+        ("C1=CC=CC=C1", True, True),
+        ("*C", False, True),  # dummy atom
+        ("*.*.CCO", False, True),  # MolGAN's padding-as-dummy trap
+        ("CC.O", False, True),  # two fragments
+        ("C(C)(C)(C)(C)C", False, False),  # five-valent carbon
+        ("c1cccc1", False, False),  # cannot be kekulised
+        ("C1CC", False, False),  # unclosed ring
+        ("xyz", False, False),
+        ("", False, False),
+        ("   ", False, False),
+        (None, False, False),
+        (42, False, False),
+    ],
+)
+def test_validity_of_single_molecules(smiles, strict: bool, loose: bool) -> None:
+    got_strict, got_loose, canonical = validity(smiles)
+    assert (got_strict, got_loose) == (strict, loose)
+    assert (canonical is None) == (not loose)
+
+
+def test_counts_on_a_hand_made_list() -> None:
+    generated = [
+        "CCO", "OCC",  # one molecule twice (different atom order)
+        "c1ccccc1", "C1=CC=CC=C1",  # one molecule twice (aromatic / Kekulé)
+        "CC#N",  # valid, in the training set
+        "CC(=O)O",  # valid, novel
+        "*C", "CC.O",  # loosely valid only
+        "C(C)(C)(C)(C)C", "nonsense", None, "",  # invalid
+    ]
+    train = {"CC#N", "CCO"}
+    result = evaluate_molecules(generated, train_smiles=train, fcd_reference=None)
+    assert result == {
+        "n": 12,
+        "valid": 6,
+        "valid_loose": 8,
+        "valid_unique": 4,  # CCO, c1ccccc1, CC#N, CC(=O)O
+        "novel": 2,  # c1ccccc1, CC(=O)O
+        "fcd": None,
+        "n_fcd": 0,
+    }
+
+
+def test_empty_and_all_invalid_lists() -> None:
+    assert evaluate_molecules([], train_smiles=set(), fcd_reference=None)["n"] == 0
+    result = evaluate_molecules([None, "(", "*"], train_smiles=set(), fcd_reference=None)
+    assert (result["valid"], result["valid_loose"], result["valid_unique"], result["novel"]) == (0, 1, 0, 0)
+
+
+def test_train_smiles_may_be_any_iterable() -> None:
+    result = evaluate_molecules(["CCO", "CCN"], train_smiles=["CCO"], fcd_reference=None)  # type: ignore[arg-type]
+    assert result["novel"] == 1
+
+
+def test_which_molecules_enter_fcd(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+
+    def fake_fcd(smiles, reference, *, threads=1):
+        seen.append(list(smiles))
+        return 1.25
+
+    monkeypatch.setattr(metrics_module, "_fcd", fake_fcd)
+    reference = object()
+    generated = ["OCC", None, "*C", "CCO", "CC.O", "C1=CC=CC=C1", "bad", "CN"]
+    result = evaluate_molecules(generated, train_smiles=set(), fcd_reference=reference)  # type: ignore[arg-type]
+    # strictly valid only, canonical, duplicates kept, in input order
+    assert seen[-1] == ["CCO", "CCO", "c1ccccc1", "CN"]
+    assert result["fcd"] == 1.25 and result["n_fcd"] == 4
+    result = evaluate_molecules(generated, train_smiles=set(), fcd_reference=reference, n_fcd=3)  # type: ignore[arg-type]
+    assert seen[-1] == ["CCO", "CCO", "c1ccccc1"] and result["n_fcd"] == 3
+    result = evaluate_molecules(["CCO", "*"], train_smiles=set(), fcd_reference=reference)  # type: ignore[arg-type]
+    assert math.isnan(result["fcd"]) and result["n_fcd"] == 1
+    assert len(seen) == 2  # fewer than two molecules: FCD is not computed
+
+
+@pytest.mark.parametrize("n_fcd", [-1, 1.5, True])
+def test_bad_n_fcd(n_fcd) -> None:
+    with pytest.raises(ValueError, match="n_fcd"):
+        evaluate_molecules(["CCO"], train_smiles=set(), fcd_reference=None, n_fcd=n_fcd)
