@@ -153,35 +153,50 @@ def generate_bank(
 
 
 def _run_tasks(client, plan, threads: int, retries: int, progress: bool) -> None:
+    """Submit one task per missing chunk and wait; the chunk files on disk are the results.
+
+    Futures are dropped as soon as they finish, so a worker that dies later does not cause
+    finished chunks to be recomputed; a task whose worker died while running it is rerun by
+    Dask.  The latent is broadcast to every worker once (it holds the unitary).
+    """
     distributed = require_dask()
     from ._progress import progress_bar
+    from .latent.bank import chunk_path, _chunk_ok
 
-    [latent_future] = client.scatter([plan.latent], hash=False)
+    [latent_future] = client.scatter([plan.latent], broadcast=True, hash=False)
     root = str(plan.root)
     tag = f"{plan.meta['fingerprint'][:12]}-{uuid.uuid4().hex[:8]}"  # unique per run: no stale keys
-    futures = [
+    pending = {
         client.submit(
             compute_chunk, latent_future, a, b, root, threads,
             key=f"qboson-chunk-{tag}-{a}-{b}", retries=retries, pure=False,
-        )
+        ): (a, b)
         for a, b in plan.missing
-    ]
+    }
     failed = []
+    dim, dtype = plan.latent.dim, plan.latent.raw_dtype
     try:
         with progress_bar(total=plan.target, enabled=progress, unit="shot",
                           desc=f"bank {plan.latent.name} (dask)", initial=plan.done_shots) as bar:
-            for fut in distributed.as_completed(futures):
-                if fut.status == "finished":
-                    a, b = fut.result()
-                    bar.update(b - a)
+            for fut in distributed.as_completed(list(pending)):
+                a, b = pending.pop(fut)
+                if fut.status != "finished" and not _chunk_ok(chunk_path(root, a, b), b - a, dim, dtype):
+                    try:
+                        exc = fut.exception()
+                    except Exception as err:  # cancelled or lost futures
+                        exc = err
+                    failed.append(((a, b), exc))
                 else:
-                    failed.append((fut.key, fut.exception()))
+                    bar.update(b - a)
+                fut.release()
     except BaseException:
-        client.cancel(futures)
+        client.cancel(list(pending))
         raise
+    finally:
+        latent_future.release()
     if failed:
-        key, exc = failed[0]
+        (a, b), exc = failed[0]
         raise RuntimeError(
-            f"{len(failed)} chunk task(s) failed (first: {key}: {exc!r}); finished chunks are kept in "
+            f"{len(failed)} chunk task(s) failed (first: rows {a}-{b}: {exc!r}); finished chunks are kept in "
             f"{plan.root}/chunks, rerun to compute the rest"
         ) from (exc if isinstance(exc, BaseException) else None)
