@@ -107,7 +107,14 @@ def plot_stats(datasets: Sequence[tuple[str, np.ndarray]], path, *, kmax: int = 
         raise ValueError("nothing to plot")
     cols = len(datasets)
     fig, axes = plt.subplots(3, cols, figsize=(5.0 * cols, 12.0), squeeze=False)
+    for r in (0, 2):  # comparable y axes across the columns
+        for c in range(1, cols):
+            axes[r, c].sharey(axes[r, 0])
     hists = [occupation_histogram(s, kmax) for _, s in datasets]
+    corrs = [correlation_matrix(s) for _, s in datasets]
+    for corr in corrs:
+        np.fill_diagonal(corr, np.nan)
+    lim = max((float(np.nanmax(np.abs(c))) for c in corrs if np.isfinite(c).any()), default=1.0)
     bunch = [bunching_stats(s)["max_occupation_hist"] for _, s in datasets]
     width = max(len(b) for b in bunch)
     for c, (label, samples) in enumerate(datasets):
@@ -122,10 +129,7 @@ def plot_stats(datasets: Sequence[tuple[str, np.ndarray]], path, *, kmax: int = 
         ax.set_xlabel("mode j")
         ax.set_ylabel("fraction of shots")
         ax.legend(title="k photons", fontsize=8)
-        corr = correlation_matrix(samples)
-        np.fill_diagonal(corr, np.nan)
-        lim = np.nanmax(np.abs(corr)) if np.isfinite(corr).any() else 1.0
-        im = axes[1, c].imshow(corr, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        im = axes[1, c].imshow(corrs[c], cmap="RdBu_r", vmin=-lim, vmax=lim)
         axes[1, c].set_title(f"{label}: correlation between modes")
         fig.colorbar(im, ax=axes[1, c], fraction=0.046)
         b = np.zeros(width)
