@@ -1,0 +1,99 @@
+"""``qboson train`` and ``qboson evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` and ``evaluate`` sub-commands."""
+    from .config import PROFILES
+
+    p = subparsers.add_parser("train", help="train MolGAN on QM9 with a latent",
+                              description="Train MolGAN (WGAN-GP, R-GCN critic) on QM9 with a latent distribution.")
+    p.add_argument("--latent", required=True, help="latent name: quantum, photonic, gaussian, bernoulli, ...")
+    p.add_argument("--dim", type=int, default=16, help="latent dimension (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="run seed: circuit, weights, data order (default 0)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="paper", help="settings profile (default paper)")
+    p.add_argument("--iterations", type=int, help="override the profile's iteration count")
+    p.add_argument("--iteration-unit", choices=("critic", "generator"),
+                   help="what an iteration counts: critic updates (default) or generator updates")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate of both networks")
+    p.add_argument("--threads", type=int, help="torch threads (default 1)")
+    p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
+    p.add_argument("--config", help="JSON file with TrainConfig fields (overrides the profile)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    e = subparsers.add_parser("evaluate", help="evaluate a trained MolGAN run",
+                              description="Generate molecules from a run and report validity, uniqueness, "
+                                          "novelty and FCD against the QM9 test split.")
+    e.add_argument("run", help="run directory (holds checkpoint.pt)")
+    e.add_argument("-n", "--samples", type=int, help="molecules to generate (default: the run's eval_samples, 10000)")
+    e.add_argument("--no-fcd", action="store_true", help="skip FCD")
+    e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.set_defaults(func=_evaluate)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import TrainConfig, profile_config
+    from .train import CHECKPOINT, train
+
+    overrides = {}
+    if args.config:
+        overrides.update(json.loads(Path(args.config).read_text()))
+    overrides.update(latent=args.latent, dim=args.dim, seed=args.seed, iterations=args.iterations,
+                     iteration_unit=args.iteration_unit, batch_size=args.batch_size, threads=args.threads,
+                     checkpoint_every=args.checkpoint_every)
+    if args.lr is not None:
+        overrides.update(lr_generator=args.lr, lr_critic=args.lr)
+    try:
+        config = profile_config(args.profile, **overrides)
+        if args.resume and (Path(args.out) / CHECKPOINT).exists():
+            # the run's own config wins (only the iteration count may be extended)
+            saved = TrainConfig.from_dict(json.loads((Path(args.out) / "config.json").read_text()))
+            config = saved.replace(iterations=args.iterations or saved.iterations)
+        summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        print(f"qboson train: {exc}", file=sys.stderr)
+        return 2
+    if not summary["finished"]:
+        print(f"stopped at iteration {summary['iteration']}; continue with --resume", file=sys.stderr)
+        return 130
+    print(f"done: {summary['iteration']} iterations in {summary['train_seconds']:.0f} s "
+          f"({summary['iterations_per_second']:.2f} it/s); run `qboson evaluate {args.out}`")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run
+
+    try:
+        result = evaluate_run(args.run, n_samples=args.samples, fcd=not args.no_fcd, threads=args.threads)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"qboson evaluate: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    n = result["n"]
+    print(f"{result['latent']} d={result['dim']} seed={result['seed']} iteration {result['iteration']}: "
+          f"{n} molecules generated")
+    print(f"  valid (strict)   {result['valid']:6d}  ({result['valid'] / n:.1%})")
+    print(f"  valid (loose)    {result['valid_loose']:6d}  ({result['valid_loose'] / n:.1%})")
+    print(f"  valid & unique   {result['valid_unique']:6d}")
+    print(f"  novel            {result['novel']:6d}")
+    fcd = result["fcd"]
+    print(f"  FCD              {'skipped' if fcd is None else f'{fcd:.3f}'}  (of {result['n_fcd']} valid molecules "
+          f"vs the QM9 test split)")
+    print(f"  time             {result['seconds']:.1f} s")
+    return 0
