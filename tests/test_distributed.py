@@ -134,3 +134,13 @@ def test_without_dask(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"qboson\[dist\]"):
         generate_bank(make("gaussian", dim=2, seed=0), 10, tmp_path / "b")
+
+
+def test_cli_starts_a_local_cluster(reference, tmp_path):
+    from qboson.cli import main
+
+    out = tmp_path / "b"
+    rc = main(["sample", "--n", "4", "--m", "8", "--shots", "1000", "--seed", "5", "--out", str(out),
+               "--dask-workers", "2", "--chunk-size", "300", "--quiet"])
+    assert rc == 0
+    assert _same_bytes(Bank(out), reference)
