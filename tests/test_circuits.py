@@ -123,6 +123,12 @@ def test_tbi_bad_input(kwargs, error):
         time_bin_interferometer(m, **kwargs)
 
 
+def test_tbi_repr_tells_circuits_apart():
+    a, b = time_bin_interferometer(6, (1, 1), seed=1), time_bin_interferometer(6, (1, 1), seed=2)
+    assert repr(a) == repr(time_bin_interferometer(6, (1, 1), seed=1))
+    assert repr(a) != repr(b) and "delays=(1, 1)" in repr(a)
+
+
 def test_tbi_is_immutable():
     c = time_bin_interferometer(4, (1,), seed=0)
     with pytest.raises(ValueError):

@@ -294,6 +294,31 @@ def test_angle_noise_single_beam_splitter_matches_closed_form():
     assert stats.binomtest(int(np.sum(noiseless[:, 0] == 1)), shots, np.cos(2 * theta) ** 2).pvalue > 1e-3
 
 
+def test_angle_noise_with_output_loss_matches_closed_form():
+    # One photon, one splitter, per-shot angle noise, then output losses t0, t1 (dilation per shot):
+    # P(click 0) = t0 E[cos^2], P(click 1) = t1 E[sin^2], P(nothing) = the rest.
+    theta, sigma, shots, t0, t1 = 0.5, 0.3, 6000, 0.9, 0.6
+    c = time_bin_interferometer(2, (1,), angles=[theta])
+    model = NoiseModel(angle_noise=sigma, output_transmission=[t0, t1])
+    _, key = split_seed(11)
+    got = model.sample(c, [0], shots, key=key)
+    cos2 = 0.5 + 0.5 * np.cos(2 * theta) * np.exp(-2 * sigma**2)
+    expected = np.array([t0 * cos2, t1 * (1 - cos2), 1 - t0 * cos2 - t1 * (1 - cos2)])
+    observed = np.array([np.sum(got[:, 0] == 1), np.sum(got[:, 1] == 1), np.sum(got.sum(axis=1) == 0)])
+    assert observed.sum() == shots
+    assert stats.chisquare(observed, shots * expected).pvalue > 1e-3
+
+
+def test_transmission_from_db():
+    from qboson.noise import transmission_from_db
+
+    assert transmission_from_db(0) == 1.0
+    assert transmission_from_db(10) == pytest.approx(0.1)
+    assert transmission_from_db(3) == pytest.approx(0.501187, rel=1e-6)
+    with pytest.raises(ValueError):
+        transmission_from_db(-1)
+
+
 def test_angle_noise_through_qboson_sample_needs_the_circuit():
     tbi = time_bin_interferometer(5, (1,), seed=1)
     with pytest.raises(ValueError, match="angle_noise needs the time-bin circuit"):
@@ -363,6 +388,7 @@ def test_run_reports_and_zero_shots():
     _, key = split_seed(0)
     run = model.run(U, MODES, 0, key=key)
     assert isinstance(run, NoisyRun) and run.samples.shape == (0, M) and math.isnan(run.acceptance_rate)
+    assert NoiseModel(transmission=0.5).run(U, MODES, 0, key=key).samples.shape == (0, M)
     run = model.run(U, MODES, 400, key=key)
     assert run.accepted == 400 and run.attempts > 400
     assert np.all(run.samples.sum(axis=1) == 3)

@@ -175,6 +175,12 @@ class TimeBinCircuit:
         u = np.repeat(eye[None, :, :], angles.shape[0], axis=0)
         return _apply_rotations(u, self.pairs, angles)
 
+    def __repr__(self) -> str:
+        import hashlib
+
+        digest = hashlib.sha256(np.ascontiguousarray(self.angles).tobytes()).hexdigest()[:16]
+        return f"TimeBinCircuit(m={self.m}, delays={self.delays}, angles_sha256={digest!r})"
+
     def __array__(self, dtype=None, copy=None):
         u = self.unitary()
         return u if dtype is None else u.astype(dtype)

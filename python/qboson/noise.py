@@ -53,7 +53,7 @@ from .circuits import TimeBinCircuit
 from .cost import estimate_cost
 from .sampling import METHODS, run_sampler
 
-__all__ = ["NoiseModel", "NoisyRun"]
+__all__ = ["NoiseModel", "NoisyRun", "transmission_from_db"]
 
 ArrayLike = Union[float, Sequence[float], np.ndarray]
 
@@ -61,6 +61,8 @@ ArrayLike = Union[float, Sequence[float], np.ndarray]
 _UNIFORM_TOL = 1e-10
 #: Extra seconds a one-shot kernel call costs compared with a shot inside a long call (Python overhead).
 _CALL_OVERHEAD_S = 3e-5
+#: Kernel calls expected to take less than this many seconds run on one thread.
+_PARALLEL_AFTER_S = 0.02
 #: Tags separating the streams of post-selection attempts and angle noise from the shot streams.
 _ATTEMPT_TAG = 0x5053_454C  # "PSEL"
 _ANGLE_TAG = 0x414E_474C  # "ANGL"
@@ -133,6 +135,14 @@ def _counter_normals(key: int, attempt: int, indices: np.ndarray, count: int) ->
     u = ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # uniform in (0, 1)
     u1, u2 = u[:, :count], u[:, count:]
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def transmission_from_db(loss_db: float) -> float:
+    """Survival probability of a loss given in decibels: ``10 ** (-loss_db / 10)`` (3 dB -> ~0.501)."""
+    loss_db = float(loss_db)
+    if not (loss_db >= 0 and math.isfinite(loss_db)):
+        raise ValueError(f"loss in dB must be finite and >= 0, got {loss_db!r}")
+    return 10.0 ** (-loss_db / 10.0)
 
 
 def _derived_key(key: int, *words: int) -> int:
@@ -293,12 +303,26 @@ class NoiseModel:
         modes = input_mode_array(input_modes, None, m)
         plan = _Plan(self, circuit, u, modes, key, threads, method, bool(distinguishable))
         self._check_postselect(plan)
-        out = np.empty((shots, m), dtype=plan.dtype)
+        if shots == 0:
+            out, attempts = np.empty((0, m), dtype=plan.dtype), 0
+        elif self.postselect is None and plan.angle_noise == 0:
+            # One pass, no redraws: the kernel's own progress bar (with ETA) and chunking apply.
+            out = plan.raw(np.arange(start, start + shots, dtype=np.int64), 0, progress=progress)
+            attempts = shots
+        else:
+            out, attempts = self._redraw_until_accepted(plan, shots, start, progress)
+        result = NoisyRun(out, attempts)
+        object.__setattr__(self, "last_run", result)
+        return result
+
+    def _redraw_until_accepted(self, plan: "_Plan", shots: int, start: int, progress):
+        out = np.empty((shots, plan.m), dtype=plan.dtype)
         needed = np.arange(start, start + shots, dtype=np.int64)
         attempts = 0
         attempt = 0
         with progress_bar(
-            total=shots, enabled=plan.show_progress(shots, progress), unit="shot", desc=f"noisy n={modes.size} m={m}"
+            total=shots, enabled=plan.show_progress(shots, progress), unit="shot",
+            desc=f"noisy n={plan.n} m={plan.m}",
         ) as bar:
             while needed.size:
                 if attempt >= self.max_attempts or (needed.size == shots and attempts >= self.max_attempts):
@@ -308,7 +332,7 @@ class NoiseModel:
                         f"{self.max_attempts} times (acceptance so far {shots - needed.size}/{attempts} = {rate:.3g}); "
                         "relax postselect, reduce the loss or raise max_attempts"
                     )
-                raw = plan.raw(needed, attempt)
+                raw = plan.raw(needed, attempt, progress=False)
                 attempts += needed.size
                 if self.postselect is None:
                     keep = np.ones(needed.size, dtype=bool)
@@ -318,9 +342,7 @@ class NoiseModel:
                 bar.update(int(keep.sum()))
                 needed = needed[~keep]
                 attempt += 1
-        result = NoisyRun(out, attempts)
-        object.__setattr__(self, "last_run", result)
-        return result
+        return out, attempts
 
     # ------------------------------------------------------------------------------------------
     def _resolve_circuit(self, circuit_or_unitary):
@@ -440,7 +462,7 @@ class _Plan:
         return self.per_shot_s * shots / self.threads > 3.0
 
     # ------------------------------------------------------------------------------------------
-    def raw(self, indices: np.ndarray, attempt: int) -> np.ndarray:
+    def raw(self, indices: np.ndarray, attempt: int, progress: Optional[bool] = False) -> np.ndarray:
         """Raw noisy shots (before post-selection) for global shot indices ``indices`` (sorted)."""
         key = self.key if attempt == 0 else _derived_key(self.key, _ATTEMPT_TAG, attempt)
         if self.angle_noise > 0:
@@ -448,20 +470,24 @@ class _Plan:
         lo, hi = int(indices[0]), int(indices[-1]) + 1
         span = hi - lo
         if span == indices.size or span * self.per_shot_s <= indices.size * (self.per_shot_s + _CALL_OVERHEAD_S):
-            raw = self._kernel(self.columns, self.transmission, key, lo, span, progress=None)
-            return self._detect(raw[indices - lo])
+            raw = self._kernel(self.columns, self.transmission, key, lo, span, progress=progress)
+            return self._detect(raw if span == indices.size else raw[indices - lo])
         rows = [self._kernel(self.columns, self.transmission, key, int(g), 1, progress=False) for g in indices]
         return self._detect(np.concatenate(rows, axis=0))
 
     def _kernel(self, columns, transmission, key, start, shots, progress):
+        # Small calls run on one thread: starting an OpenMP team costs more than it saves there.
+        threads = self.threads if shots * self.per_shot_s > _PARALLEL_AFTER_S else 1
         return run_sampler(
-            columns, shots, key=key, start=start, threads=self.threads if shots > 1 else 1, method=self.method,
+            columns, shots, key=key, start=start, threads=threads, method=self.method,
             distinguishable=self.distinguishable, transmission=transmission, indistinguishability=self.x,
             dark_counts=self.dark, progress=progress if shots > 1 else False,
             estimate=self.per_shot_s * shots / max(1, min(self.threads, shots)),
         )
 
     def _detect(self, raw: np.ndarray) -> np.ndarray:
+        if raw.shape[1] == self.m and self.model.detection == "pnr":
+            return raw
         counts = raw[:, : self.m]
         if self.model.detection == "threshold":
             counts = np.minimum(counts, 1)
