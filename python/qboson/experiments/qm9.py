@@ -77,18 +77,21 @@ def run_dir_name(latent: str, dim: int, seed: int) -> str:
 
 def _run_one(config_dict: dict[str, Any], run_dir: str, progress: bool) -> dict[str, Any]:
     """Train (or resume) and evaluate one run; executed in a worker process."""
-    from ..molgan.config import TrainConfig
-    from ..molgan.evaluate import evaluate_run
-    from ..molgan.train import train
+    import importlib
 
+    from ..molgan.config import TrainConfig
+
+    # modules, not functions (``qboson.molgan.train`` is also the name of the function)
+    training = importlib.import_module("qboson.molgan.train")
+    evaluation = importlib.import_module("qboson.molgan.evaluate")
     config = TrainConfig.from_dict(config_dict)
     t0 = time.perf_counter()
     summary_path = Path(run_dir) / "train_summary.json"
     if not summary_path.exists():
-        summary = train(config, run_dir, resume=True, progress=progress)
+        summary = training.train(config, run_dir, resume=True, progress=progress)
         if not summary["finished"]:
             raise KeyboardInterrupt
-    result = evaluate_run(run_dir, threads=config.threads)
+    result = evaluation.evaluate_run(run_dir, threads=config.threads)
     result["wall_seconds"] = round(time.perf_counter() - t0, 1)
     return result
 
@@ -110,9 +113,9 @@ def _grid_configs(args: argparse.Namespace) -> list[tuple[Any, Path]]:
         raise ValueError("--jobs and --threads must be >= 1")
     out = Path(args.out)
     grid = []
-    for dim in dims:
-        for latent in latents:
-            for seed in seeds:
+    for dim in dims:  # seed-major: an interrupted grid has all latents at the lowest seeds
+        for seed in seeds:
+            for latent in latents:
                 config = profile_config(args.profile, latent=latent, dim=dim, seed=seed, threads=args.threads,
                                         iterations=args.iterations, eval_samples=args.eval_samples)
                 grid.append((config, out / run_dir_name(latent, dim, seed)))
@@ -143,10 +146,19 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
           f"{args.jobs} job(s) x {args.threads} thread(s), in {args.out}", file=sys.stderr)
     if todo:
         _prepare_shared_caches(todo[0][0])
+    order = list(dict.fromkeys(c.latent for c, _ in grid))
+
+    def finished() -> list[dict[str, Any]]:
+        return [json.loads((d / "eval.json").read_text()) for _, d in grid if (d / "eval.json").exists()]
+
+    def progress_table() -> None:  # the table so far, after every run (plots at the end)
+        write_outputs(Path(args.out), finished(), order, args.profile, plots=False)
+
     if args.jobs == 1:
         for i, (config, run_dir) in enumerate(todo, 1):
             result = _run_one(config.to_dict(), str(run_dir), progress=True)
             _report(i, len(todo), run_dir, result)
+            progress_table()
     elif todo:
         import multiprocessing as mp
 
@@ -154,7 +166,8 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
             futures = {pool.submit(_run_one, c.to_dict(), str(d), False): d for c, d in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 _report(i, len(todo), futures[fut], fut.result())
-    return [json.loads((d / "eval.json").read_text()) for _, d in grid if (d / "eval.json").exists()]
+                progress_table()
+    return finished()
 
 
 def _prepare_shared_caches(config) -> None:

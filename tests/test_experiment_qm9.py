@@ -1,0 +1,159 @@
+"""``qboson experiment qm9``: seeds parsing, the mean ± s.e. table, and a resumable tiny grid."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+import importlib  # noqa: E402
+
+from qboson.experiments import qm9  # noqa: E402
+from qboson.molgan.config import PROFILES  # noqa: E402
+
+# the modules (``qboson.molgan.train`` the attribute is the function of the same name)
+molgan_train = importlib.import_module("qboson.molgan.train")
+molgan_evaluate = importlib.import_module("qboson.molgan.evaluate")
+
+TINY = dict(batch_size=8, latent_bank_size=64, log_every=2, checkpoint_every=4, generator_widths=(8, 16),
+            critic_conv_dims=(8,), critic_aggregation_dim=8, critic_mlp_dims=(8,))
+
+
+def test_parse_seeds():
+    assert qm9.parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert qm9.parse_seeds("3,1,1") == [1, 3]
+    assert qm9.parse_seeds("0-1,7") == [0, 1, 7]
+    for bad in ("", "a", "4-2", "-1", "1-x"):
+        with pytest.raises(ValueError, match="seed"):
+            qm9.parse_seeds(bad)
+
+
+def test_summarise_mean_and_standard_error():
+    results = [{"latent": "quantum", "dim": 16, "seed": s, "fcd": f, "valid": v, "valid_loose": v,
+                "valid_unique": u, "novel": u // 2, "n": 100}
+               for s, f, v, u in [(0, 1.0, 50, 10), (1, 2.0, 70, 30), (2, float("nan"), 0, 0)]]
+    results.append({"latent": "gaussian", "dim": 16, "seed": 0, "fcd": 3.0, "valid": 1, "valid_loose": 2,
+                    "valid_unique": 1, "novel": 1, "n": 100})
+    rows = {r["latent"]: r for r in qm9.summarise(results)}
+    q = rows["quantum"]
+    assert q["runs"] == 3 and q["fcd_n"] == 2  # FCD undefined (no valid molecule) in one run
+    assert q["fcd_mean"] == pytest.approx(1.5)
+    assert q["fcd_se"] == pytest.approx(np.std([1.0, 2.0], ddof=1) / np.sqrt(2))
+    assert q["valid_mean"] == pytest.approx(40.0)
+    assert q["valid_se"] == pytest.approx(np.std([50, 70, 0], ddof=1) / np.sqrt(3))
+    assert math.isnan(rows["gaussian"]["fcd_se"])  # one run: no standard error
+    table = qm9.markdown_table(list(rows.values()), ["quantum", "gaussian"])
+    lines = table.strip().splitlines()
+    assert lines[2].startswith("| quantum | 16 | 3 | 1.500 ± 0.500 (2 runs) | 40 ± 21 |")
+    assert lines[3].startswith("| gaussian | 16 | 1 | 3.000 | 1 |")
+
+
+def _fake_data(data_seed: int = 0):
+    rng = np.random.default_rng(0)
+    adj = np.triu(rng.integers(0, 4, (40, 9, 9)), 1)
+    return molgan_train.GraphData(rng.integers(0, 5, (40, 9)), adj + adj.transpose(0, 2, 1))
+
+
+def _args(tmp_path, **kw):
+    parser = argparse.ArgumentParser()
+    qm9.add_arguments(parser)
+    args = parser.parse_args(["--latents", "gaussian,bernoulli", "--dim", "4", "--seeds", "0-1", "--profile", "quick",
+                              "--out", str(tmp_path / "grid"), "--iterations", "6", "--eval-samples", "20"])
+    for k, v in kw.items():
+        setattr(args, k, v)
+    return args
+
+
+@pytest.fixture
+def tiny_grid(monkeypatch):
+    """QM9 replaced by random graphs, the chemistry metrics by counts of the decoded graphs."""
+    monkeypatch.setattr(molgan_train.GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _fake_data()))
+    monkeypatch.setattr(qm9, "_prepare_shared_caches", lambda config: None)
+    monkeypatch.setitem(PROFILES, "quick", {**PROFILES["quick"], **TINY})
+    calls = {"train": [], "evaluate": []}
+    real_train = molgan_train.train
+
+    def counting_train(config, out_dir, **kw):
+        calls["train"].append(str(out_dir))
+        return real_train(config, out_dir, **kw)
+
+    def fake_evaluate(run_dir, *, threads=1, **kw):
+        calls["evaluate"].append(str(run_dir))
+        gen, config, info = molgan_evaluate.load_generator(run_dir)
+        z = np.random.default_rng(0).standard_normal((config.eval_samples, config.dim)).astype(np.float32)
+        nodes, adj = molgan_evaluate.generate_graphs(gen, z)
+        n_atoms = int((nodes > 0).sum())
+        result = {"n": len(nodes), "valid": n_atoms % 7, "valid_loose": n_atoms % 11, "valid_unique": n_atoms % 5,
+                  "novel": n_atoms % 3, "fcd": float(adj.mean()), "n_fcd": 3, "latent": config.latent,
+                  "dim": config.dim, "seed": config.seed, "iteration": info["iteration"]}
+        with open(f"{run_dir}/eval.json", "w") as f:
+            f.write(json.dumps(result))
+        with open(f"{run_dir}/samples.smi", "w") as f:
+            f.write("CCO\nC1CC1\n\nCCO\n")
+        return result
+
+    monkeypatch.setattr(molgan_train, "train", counting_train)
+    monkeypatch.setattr(molgan_evaluate, "evaluate_run", fake_evaluate)
+    return calls
+
+
+def test_grid_runs_resumes_and_skips_finished_runs(tmp_path, tiny_grid, capsys):
+    args = _args(tmp_path, no_plots=True)
+    assert qm9.run(args) == 0
+    grid = tmp_path / "grid"
+    names = sorted(p.name for p in grid.iterdir() if p.is_dir())
+    assert names == ["bernoulli-d4-s0", "bernoulli-d4-s1", "gaussian-d4-s0", "gaussian-d4-s1"]
+    assert len(tiny_grid["train"]) == 4 and len(tiny_grid["evaluate"]) == 4
+    table = (grid / "table.md").read_text()
+    assert "| gaussian | 4 | 2 |" in table and "| bernoulli | 4 | 2 |" in table
+    assert len((grid / "runs.csv").read_text().strip().splitlines()) == 5
+    first = {n: json.loads((grid / n / "eval.json").read_text()) for n in names}
+
+    # a second call trains nothing
+    assert qm9.run(args) == 0
+    assert len(tiny_grid["train"]) == 4 and len(tiny_grid["evaluate"]) == 4
+
+    # an interrupted run (checkpoint at 2 of 6 iterations, no eval.json) is resumed, not restarted,
+    # and ends with exactly the weights of the uninterrupted run
+    victim = grid / "bernoulli-d4-s1"
+    import torch
+
+    full = molgan_train.load_checkpoint(victim)["generator"]
+    for f in ("eval.json", "train_summary.json", "checkpoint.pt", "metrics.csv"):
+        (victim / f).unlink()
+    config = molgan_train.TrainConfig.from_dict(json.loads((victim / "config.json").read_text()))
+    molgan_train.train(config, victim, resume=True, progress=False, stop_after=2)
+    assert qm9.run(args) == 0
+    assert tiny_grid["train"][-1] == str(victim) and len(tiny_grid["train"]) == 6
+    again = molgan_train.load_checkpoint(victim)
+    assert again["iteration"] == 6
+    for k, v in full.items():
+        assert torch.equal(v, again["generator"][k])
+    assert json.loads((victim / "eval.json").read_text()) == first["bernoulli-d4-s1"]
+
+
+def test_grid_refuses_a_run_made_with_other_settings(tmp_path, tiny_grid, capsys):
+    assert qm9.run(_args(tmp_path, no_plots=True, seeds="0", latents="gaussian")) == 0
+    assert qm9.run(_args(tmp_path, no_plots=True, seeds="0", latents="gaussian", iterations=8)) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert qm9.run(_args(tmp_path, latents="gaussian,klingon")) == 2
+    assert "klingon" in capsys.readouterr().err
+
+
+def test_grid_plots(tmp_path, tiny_grid):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("rdkit")
+    assert qm9.run(_args(tmp_path, seeds="0-1", latents="gaussian")) == 0
+    grid = tmp_path / "grid"
+    for name in ("fcd.png", "training_curves.png", "molecules-gaussian-d4.png"):
+        assert (grid / name).stat().st_size > 1000
+    # summary-only rewrites the tables from the finished runs without training
+    (grid / "table.md").unlink()
+    n_train = len(tiny_grid["train"])
+    assert qm9.run(_args(tmp_path, seeds="0-1", latents="gaussian", summary_only=True, no_plots=True)) == 0
+    assert (grid / "table.md").exists() and len(tiny_grid["train"]) == n_train
