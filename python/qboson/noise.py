@@ -61,6 +61,11 @@ ArrayLike = Union[float, Sequence[float], np.ndarray]
 _UNIFORM_TOL = 1e-10
 #: Extra seconds a one-shot kernel call costs compared with a shot inside a long call (Python overhead).
 _CALL_OVERHEAD_S = 3e-5
+#: Retry a of shot g (post-selection) is raw shot g * _RETRY_STRIDE + a - 1 of the retry stream.
+_RETRY_STRIDE = 1 << 22
+_MAX_SHOT_INDEX = 1 << 40
+#: Largest block of retries drawn for one shot in one kernel call.
+_MAX_RETRY_BLOCK = 4096
 #: Kernel calls expected to take less than this many seconds run on one thread.
 _PARALLEL_AFTER_S = 0.02
 #: Tags separating the streams of post-selection attempts and angle noise from the shot streams.
@@ -235,6 +240,8 @@ class NoiseModel:
         if self.circuit is not None and not isinstance(self.circuit, TimeBinCircuit):
             raise TypeError("circuit must be a qboson.circuits.TimeBinCircuit")
         put("max_attempts", as_int(self.max_attempts, "max_attempts", minimum=1))
+        if self.max_attempts > _RETRY_STRIDE:
+            raise ValueError(f"max_attempts must be <= {_RETRY_STRIDE}, got {self.max_attempts}")
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -315,33 +322,82 @@ class NoiseModel:
         object.__setattr__(self, "last_run", result)
         return result
 
+    def _accepted(self, raw: np.ndarray) -> np.ndarray:
+        if self.postselect is None:
+            return np.ones(raw.shape[0], dtype=bool)
+        table = np.zeros(self.postselect[-1] + 2, dtype=bool)  # postselect is sorted
+        table[list(self.postselect)] = True
+        totals = raw.sum(axis=1, dtype=np.int64)
+        return table[np.minimum(totals, table.size - 1)]
+
+    def _give_up(self, accepted: int, attempts: int) -> RuntimeError:
+        rate = accepted / attempts if attempts else 0.0
+        return RuntimeError(
+            f"post-selection on {list(self.postselect)} detected photons rejected a shot {self.max_attempts} "
+            f"times (acceptance so far {accepted}/{attempts} = {rate:.3g}); relax postselect, reduce the loss "
+            "or raise max_attempts"
+        )
+
     def _redraw_until_accepted(self, plan: "_Plan", shots: int, start: int, progress):
-        out = np.empty((shots, plan.m), dtype=plan.dtype)
+        """Attempt 0 of every shot in one pass, then retries of the rejected shots.
+
+        Without angle noise, retry a >= 1 of shot g is raw shot ``g * 2**22 + a - 1`` of a second stream,
+        so a shot's retries are contiguous: one kernel call draws a block of them.  With angle noise every
+        attempt has its own unitary anyway, and retries go in rounds.
+        """
+        if start + shots > _MAX_SHOT_INDEX:
+            raise ValueError(f"with post-selection, start + shots must stay below 2**40, got {start + shots}")
         needed = np.arange(start, start + shots, dtype=np.int64)
-        attempts = 0
-        attempt = 0
         with progress_bar(
             total=shots, enabled=plan.show_progress(shots, progress), unit="shot",
             desc=f"noisy n={plan.n} m={plan.m}",
         ) as bar:
-            while needed.size:
-                if attempt >= self.max_attempts or (needed.size == shots and attempts >= self.max_attempts):
-                    rate = (shots - needed.size) / attempts if attempts else 0.0
-                    raise RuntimeError(
-                        f"post-selection on {list(self.postselect)} detected photons rejected a shot "
-                        f"{self.max_attempts} times (acceptance so far {shots - needed.size}/{attempts} = {rate:.3g}); "
-                        "relax postselect, reduce the loss or raise max_attempts"
-                    )
-                raw = plan.raw(needed, attempt, progress=False)
-                attempts += needed.size
-                if self.postselect is None:
-                    keep = np.ones(needed.size, dtype=bool)
-                else:
-                    keep = np.isin(raw.sum(axis=1, dtype=np.int64), self.postselect)
-                out[needed[keep] - start] = raw[keep]
-                bar.update(int(keep.sum()))
-                needed = needed[~keep]
-                attempt += 1
+            out = plan.raw(needed, 0, progress=False)
+            keep = self._accepted(out)
+            attempts = shots
+            bar.update(int(keep.sum()))
+            needed = needed[~keep]
+            if plan.angle_noise > 0:
+                attempt = 1
+                while needed.size:
+                    if attempt >= self.max_attempts:
+                        raise self._give_up(shots - needed.size, attempts)
+                    raw = plan.raw(needed, attempt, progress=False)
+                    attempts += needed.size
+                    keep = self._accepted(raw)
+                    out[needed[keep] - start] = raw[keep]
+                    bar.update(int(keep.sum()))
+                    needed = needed[~keep]
+                    attempt += 1
+                return out, attempts
+            rate = (shots - needed.size) / shots
+            block = int(min(_MAX_RETRY_BLOCK, max(1, math.ceil(1.0 / max(rate, 1.0 / (10 * shots))))))
+            retry_key = _derived_key(plan.key, _ATTEMPT_TAG)
+
+            def retry(g: int):
+                first = 1  # attempt number of the block's first row
+                while first < self.max_attempts:
+                    size = min(block, self.max_attempts - first)
+                    raw = plan.retry_block(retry_key, int(g) * _RETRY_STRIDE + first - 1, size)
+                    ok = np.flatnonzero(self._accepted(raw))
+                    if ok.size:
+                        return raw[ok[0]], first - 1 + int(ok[0]) + 1
+                    first += size
+                return None, first - 1
+
+            workers = plan.threads if needed.size * block * plan.per_shot_s > _PARALLEL_AFTER_S else 1
+            pool = concurrent.futures.ThreadPoolExecutor(workers) if workers > 1 else None
+            try:
+                results = pool.map(retry, needed) if pool is not None else map(retry, needed)
+                for g, (row, used) in zip(needed, results):
+                    attempts += used
+                    if row is None:
+                        raise self._give_up(shots - needed.size + int(np.searchsorted(needed, g)), attempts)
+                    out[g - start] = row
+                    bar.update(1)
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
         return out, attempts
 
     # ------------------------------------------------------------------------------------------
@@ -474,6 +530,10 @@ class _Plan:
             return self._detect(raw if span == indices.size else raw[indices - lo])
         rows = [self._kernel(self.columns, self.transmission, key, int(g), 1, progress=False) for g in indices]
         return self._detect(np.concatenate(rows, axis=0))
+
+    def retry_block(self, key: int, first: int, size: int) -> np.ndarray:
+        """Detected counts of raw shots first .. first + size - 1 of the stream ``key`` (fixed circuit)."""
+        return self._detect(self._kernel(self.columns, self.transmission, key, first, size, progress=False))
 
     def _kernel(self, columns, transmission, key, start, shots, progress):
         # Small calls run on one thread: starting an OpenMP team costs more than it saves there.
