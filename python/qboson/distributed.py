@@ -85,6 +85,7 @@ def _client(client: Any, n_workers: Optional[int]):
     workers = as_threads(None) if n_workers is None else as_int(n_workers, "n_workers", minimum=1)
     with distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its HTTP server on a free port, not 8787
     ) as cluster, distributed.Client(cluster) as c:
         yield c
 
