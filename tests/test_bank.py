@@ -185,3 +185,27 @@ def test_bank_sample_draws_distinct_rows(tmp_path):
     np.testing.assert_allclose(np.sort(x.sum(axis=1)), np.sort(bank.rows(0, 500).sum(axis=1)), atol=1e-4)
     with pytest.raises(ValueError, match="distinct"):
         bank.sample(501)
+
+
+def test_crash_during_merge_leaves_a_valid_bank_and_resumes(tmp_path, monkeypatch):
+    import qboson.latent.bank as bank_module
+
+    z = make("quantum", dim=8, seed=1)
+    generate_bank(z, 200, tmp_path / "b", chunk_size=100)
+
+    def killed_before_metadata(root, meta):  # the new data file is in place, the metadata is not
+        raise KeyboardInterrupt
+
+    plan = bank_module.plan_generation(z, 450, tmp_path / "b")
+    for a, b in plan.missing:
+        bank_module.compute_chunk(z, a, b, plan.root)
+    monkeypatch.setattr(bank_module, "_write_meta", killed_before_metadata)
+    with pytest.raises(KeyboardInterrupt):
+        bank_module.finalize(plan)
+    assert (tmp_path / "b" / "samples-450.npy").exists()
+    monkeypatch.undo()
+    assert len(Bank(tmp_path / "b")) == 200  # the old bank is still valid
+    grown = generate_bank(z, 450, tmp_path / "b")
+    assert grown.generation["chunks_reused"] == 3 and grown.generation["chunks_computed"] == 0
+    np.testing.assert_array_equal(grown.raw, qboson.sample(4, 8, 450, seed=1))
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["bank.json", "samples-450.npy"]

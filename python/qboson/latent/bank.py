@@ -333,6 +333,8 @@ def plan_generation(latent: Latent, shots: int, out: PathLike, *, chunk_size: Op
                 meta[key] = spec[key]
         if "unitary_sha256" in spec:
             meta["unitary_sha256"] = spec["unitary_sha256"]
+    for stale in root.glob(".samples*.npy.tmp-*"):  # a merge killed before its os.replace
+        stale.unlink(missing_ok=True)
     from .. import __version__
 
     meta["normalisation"] = _normalisation_record(latent)
@@ -397,8 +399,9 @@ def finalize(plan: GenerationPlan) -> "Bank":
     )
     meta.pop("target_shots", None)
     _write_meta(root, meta)
-    if old_file and old_file != new_name and (root / old_file).exists():
-        (root / old_file).unlink()
+    for data in root.glob("samples*.npy"):  # the previous data file, or one orphaned by a crash
+        if data.name != new_name:
+            data.unlink(missing_ok=True)
     shutil.rmtree(root / CHUNK_DIR, ignore_errors=True)
     bank = Bank(root, verify=False)
     bank.generation = plan.report
