@@ -1,7 +1,6 @@
 """Exact moments of photon latents (qboson.latent.moments) against independent references:
 the brute-force output distribution (numpy Glynn permanents, qboson.reference) and long samples."""
 
-import itertools
 import math
 
 import numpy as np
