@@ -185,6 +185,20 @@ def test_batch_decoding_accepts_other_integer_dtypes() -> None:
         graphs_to_smiles(nodes[0], adj)
 
 
+def test_batch_decoding_equals_one_by_one_on_random_graphs() -> None:
+    rng = np.random.default_rng(5)
+    nodes = rng.integers(0, 5, size=(300, 9))
+    upper = np.triu(rng.choice(4, size=(300, 9, 9), p=[0.75, 0.15, 0.07, 0.03]), 1)
+    adjacency = upper + np.swapaxes(upper, 1, 2)
+    nodes[100:150], adjacency[100:150] = nodes[:50], adjacency[:50]  # repeated graphs
+    for strict in (True, False):
+        batch = graphs_to_smiles(nodes, adjacency, strict=strict)
+        assert batch == [graph_to_smiles(n, a, strict=strict) for n, a in zip(nodes, adjacency)]
+    loose = graphs_to_smiles(nodes, adjacency, strict=False)
+    strict_ = graphs_to_smiles(nodes, adjacency, strict=True)
+    assert sum(s is not None for s in loose) > sum(s is not None for s in strict_) > 0
+
+
 def test_round_trip_on_fixture() -> None:
     raw = [line.strip() for line in SAMPLE.read_text().splitlines() if line.strip()]
     n_ok = n_fit = 0

@@ -119,6 +119,13 @@ def _fcd_canonical(smiles: Sequence[str]) -> list[str]:
     return out
 
 
+def _unique(items: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """(distinct items in first-seen order, index of each item in that list)."""
+    index: dict[str, int] = {}
+    inverse = np.fromiter((index.setdefault(s, len(index)) for s in items), dtype=np.int64, count=len(items))
+    return list(index), inverse
+
+
 def chemnet_activations(smiles: Sequence[str], *, threads: int | None = 1, batch_size: int = 128,
                         deduplicate: bool = True) -> np.ndarray:
     """ChemNet penultimate-layer activations, (N, 512) float32, one row per input SMILES.
@@ -130,12 +137,15 @@ def chemnet_activations(smiles: Sequence[str], *, threads: int | None = 1, batch
     require_fcd_torch()
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    canonical = _fcd_canonical(smiles)
+    smiles = list(smiles)
     if deduplicate:
-        unique, inverse = np.unique(np.array(canonical, dtype=object), return_inverse=True)
-        todo = [str(s) for s in unique]
+        # canonicalise each distinct string once, then run each distinct canonical SMILES once
+        distinct_raw, raw_inverse = _unique(smiles)
+        canonical = _fcd_canonical(distinct_raw)
+        todo, canonical_inverse = _unique(canonical)
+        inverse = canonical_inverse[raw_inverse]
     else:
-        todo, inverse = canonical, None
+        todo, inverse = _fcd_canonical(smiles), None
     model = _chemnet()
     chunks = []
     with _torch_threads(threads), torch.no_grad():
@@ -143,7 +153,7 @@ def chemnet_activations(smiles: Sequence[str], *, threads: int | None = 1, batch
             batch = torch.from_numpy(_one_hot(todo[start:start + batch_size]))
             chunks.append(model(batch.transpose(1, 2)).numpy())
     acts = np.concatenate(chunks) if chunks else np.zeros((0, 512), np.float32)
-    return acts if inverse is None else acts[np.asarray(inverse).reshape(-1)]
+    return acts if inverse is None else acts[inverse]
 
 
 def activation_statistics(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

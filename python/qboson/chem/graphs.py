@@ -146,24 +146,29 @@ def smiles_to_graph(smiles: str) -> Graph | None:
     return None if isinstance(graph, str) else graph
 
 
-def _check_graph(nodes: Any, adjacency: Any) -> Graph:
+def _check_graphs(nodes: Any, adjacency: Any, batch: bool) -> Graph:
+    """Validate (9,) / (9, 9) graphs, or (B, 9) / (B, 9, 9) batches with ``batch=True``."""
     nodes = np.asarray(nodes)
     adjacency = np.asarray(adjacency)
-    if nodes.shape != (MAX_ATOMS,) or adjacency.shape != (MAX_ATOMS, MAX_ATOMS):
-        raise ValueError(
-            f"expected nodes of shape ({MAX_ATOMS},) and adjacency of shape ({MAX_ATOMS}, {MAX_ATOMS}), "
-            f"got {nodes.shape} and {adjacency.shape}"
-        )
+    lead = nodes.shape[:1] if batch else ()
+    if (nodes.ndim != len(lead) + 1 or nodes.shape != lead + (MAX_ATOMS,)
+            or adjacency.shape != lead + (MAX_ATOMS, MAX_ATOMS)):
+        what = "(B, 9) and (B, 9, 9)" if batch else "(9,) and (9, 9)"
+        raise ValueError(f"expected nodes and adjacency of shapes {what}, got {nodes.shape} and {adjacency.shape}")
     if not (np.issubdtype(nodes.dtype, np.integer) and np.issubdtype(adjacency.dtype, np.integer)):
         raise ValueError(f"nodes and adjacency must hold integer class indices, got {nodes.dtype} and "
                          f"{adjacency.dtype} (take the argmax of one-hot/probability tensors first)")
-    if nodes.min() < 0 or nodes.max() >= len(ATOM_TYPES):
-        raise ValueError(f"node classes must lie in 0..{len(ATOM_TYPES) - 1}, got {nodes.tolist()}")
-    if adjacency.min() < 0 or adjacency.max() >= len(BOND_TYPES):
+    if nodes.size and (nodes.min() < 0 or nodes.max() >= len(ATOM_TYPES)):
+        raise ValueError(f"node classes must lie in 0..{len(ATOM_TYPES) - 1}")
+    if adjacency.size and (adjacency.min() < 0 or adjacency.max() >= len(BOND_TYPES)):
         raise ValueError(f"bond classes must lie in 0..{len(BOND_TYPES) - 1}")
-    if not np.array_equal(adjacency, adjacency.T):
+    if not np.array_equal(adjacency, np.swapaxes(adjacency, -1, -2)):
         raise ValueError("adjacency must be symmetric (bond class of i-j equals that of j-i)")
     return nodes, adjacency
+
+
+def _check_graph(nodes: Any, adjacency: Any) -> Graph:
+    return _check_graphs(nodes, adjacency, batch=False)
 
 
 def graph_to_mol(nodes: Any, adjacency: Any) -> Any | None:
@@ -175,20 +180,28 @@ def graph_to_mol(nodes: Any, adjacency: Any) -> Any | None:
     (``*``).  The result may have several fragments or dummy atoms: see
     :func:`is_strictly_valid_mol`.  An all-padding graph gives None.
     """
-    Chem = require_rdkit()
+    require_rdkit()
     nodes, adjacency = _check_graph(nodes, adjacency)
-    upper = np.triu(adjacency, 1)
-    bonded = (upper + upper.T).any(axis=1)
-    keep = np.flatnonzero((nodes > 0) | bonded)
-    if keep.size == 0:
+    return _build_mol(nodes.tolist(), np.triu(adjacency, 1))
+
+
+def _build_mol(nodes: list[int], upper: np.ndarray) -> Any | None:
+    """Sanitised Mol from validated node classes and the strict upper triangle of the bonds."""
+    Chem = require_rdkit()
+    rows, cols = np.nonzero(upper)
+    rows_l, cols_l = rows.tolist(), cols.tolist()
+    classes = upper[rows, cols].tolist()
+    bonded = set(rows_l) | set(cols_l)
+    keep = [i for i in range(len(nodes)) if nodes[i] > 0 or i in bonded]
+    if not keep:
         return None
-    position = {int(old): new for new, old in enumerate(keep)}
+    position = {old: new for new, old in enumerate(keep)}
     bond_types = _bond_type_objects()
     mol = Chem.RWMol()
     for i in keep:
         mol.AddAtom(Chem.Atom(_ATOMIC_NUMBERS[nodes[i]]))
-    for i, j in zip(*np.nonzero(upper)):
-        mol.AddBond(position[int(i)], position[int(j)], bond_types[upper[i, j]])
+    for i, j, cls in zip(rows_l, cols_l, classes):
+        mol.AddBond(position[i], position[j], bond_types[cls])
     mol = mol.GetMol()
     try:
         with quiet_rdkit():
@@ -216,25 +229,34 @@ def graph_to_smiles(nodes: Any, adjacency: Any, strict: bool = True) -> str | No
     ``.`` (fragments) and ``*`` (bonded padding nodes).  Feed loose SMILES to
     :func:`qboson.chem.evaluate_molecules` to get both validity counts.
     """
-    Chem = require_rdkit()
-    mol = graph_to_mol(nodes, adjacency)
+    return _mol_smiles(graph_to_mol(nodes, adjacency), strict)
+
+
+def _mol_smiles(mol: Any | None, strict: bool) -> str | None:
     if mol is None or (strict and not is_strictly_valid_mol(mol)):
         return None
-    return Chem.MolToSmiles(mol, isomericSmiles=False)
+    return require_rdkit().MolToSmiles(mol, isomericSmiles=False)
 
 
 def graphs_to_smiles(nodes: Any, adjacency: Any, strict: bool = False) -> list[str | None]:
     """Decode a batch: ``nodes`` (B, 9), ``adjacency`` (B, 9, 9) -> B SMILES or None.
 
-    Defaults to ``strict=False`` so that :func:`qboson.chem.evaluate_molecules` can count
-    both strict and loose validity from the result.  Accepts numpy arrays or CPU tensors.
+    Same result as calling :func:`graph_to_smiles` on each graph, but validates the batch once
+    and decodes each distinct graph once.  Defaults to ``strict=False`` so that
+    :func:`qboson.chem.evaluate_molecules` can count both strict and loose validity from the
+    result.  Accepts numpy arrays or CPU tensors.
     """
-    nodes = np.asarray(nodes)
-    adjacency = np.asarray(adjacency)
-    if nodes.ndim != 2 or adjacency.ndim != 3 or len(nodes) != len(adjacency):
-        raise ValueError(f"expected nodes (B, {MAX_ATOMS}) and adjacency (B, {MAX_ATOMS}, {MAX_ATOMS}), "
-                         f"got {nodes.shape} and {adjacency.shape}")
-    return [graph_to_smiles(n, a, strict=strict) for n, a in zip(nodes, adjacency)]
+    nodes, adjacency = _check_graphs(nodes, adjacency, batch=True)
+    nodes = nodes.astype(np.int64, copy=False)
+    upper = np.triu(adjacency.astype(np.int64, copy=False), 1)
+    seen: dict[bytes, str | None] = {}
+    out: list[str | None] = []
+    for n, a in zip(nodes, upper):
+        key = n.tobytes() + a.tobytes()
+        if key not in seen:
+            seen[key] = _mol_smiles(_build_mol(n.tolist(), a), strict)
+        out.append(seen[key])
+    return out
 
 
 def _as_graph_arrays(graphs: Sequence[Graph]) -> Graph:

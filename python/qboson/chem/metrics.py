@@ -64,8 +64,14 @@ def evaluate_molecules(smiles: Sequence[str | None], *, train_smiles: set[str] |
         train_smiles = set(train_smiles)
     valid = valid_loose = 0
     canonical_valid: list[str] = []
+    memo: dict[str, tuple[bool, bool, str | None]] = {}
     for s in smiles:
-        strict, loose, canonical = validity(s)
+        if isinstance(s, str):
+            if s not in memo:
+                memo[s] = validity(s)
+            strict, loose, canonical = memo[s]
+        else:
+            strict, loose, canonical = False, False, None
         valid_loose += loose
         if strict:
             valid += 1
