@@ -199,3 +199,11 @@ def test_seed_none_draws_fresh_recorded_entropy():
 def test_import_latent_does_not_import_torch():
     code = "import sys, qboson.latent; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_local_backend_object_gives_the_default_stream():
+    backends = pytest.importorskip("qboson.backends.local")
+    for name in ("quantum", "photonic"):
+        z = make(name, dim=6, seed=3, backend=backends.LocalBackend(threads=1))
+        assert z.index_deterministic
+        np.testing.assert_array_equal(z.raw_at(5, 40), make(name, dim=6, seed=3).raw_at(5, 40))
