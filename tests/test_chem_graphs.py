@@ -189,8 +189,15 @@ def test_batch_decoding_equals_one_by_one_on_random_graphs() -> None:
     rng = np.random.default_rng(5)
     nodes = rng.integers(0, 5, size=(300, 9))
     upper = np.triu(rng.choice(4, size=(300, 9, 9), p=[0.75, 0.15, 0.07, 0.03]), 1)
-    adjacency = upper + np.swapaxes(upper, 1, 2)
-    nodes[100:150], adjacency[100:150] = nodes[:50], adjacency[:50]  # repeated graphs
+    adjacency = upper + np.swapaxes(upper, 1, 2)  # 0..99: random graphs, mostly invalid
+    real = [g for g in map(smiles_to_graph, map(_canon, _fixture_smiles()[:150])) if g is not None][:100]
+    nodes[100:200] = [g[0] for g in real]  # 100..199: QM9 molecules
+    adjacency[100:200] = [g[1] for g in real]
+    for k in range(200, 250):  # 200..249: QM9 molecules with one bond class changed
+        nodes[k], adjacency[k] = nodes[k - 100], adjacency[k - 100].copy()
+        i, j = rng.choice(9, size=2, replace=False)
+        adjacency[k, i, j] = adjacency[k, j, i] = rng.integers(0, 4)
+    nodes[250:], adjacency[250:] = nodes[:50], adjacency[:50]  # repeated graphs
     for strict in (True, False):
         batch = graphs_to_smiles(nodes, adjacency, strict=strict)
         assert batch == [graph_to_smiles(n, a, strict=strict) for n, a in zip(nodes, adjacency)]
