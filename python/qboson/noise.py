@@ -60,7 +60,7 @@ ArrayLike = Union[float, Sequence[float], np.ndarray]
 #: Singular values of the occupied columns closer than this count as one uniform transmission.
 _UNIFORM_TOL = 1e-10
 #: Extra seconds a one-shot kernel call costs compared with a shot inside a long call (Python overhead).
-_CALL_OVERHEAD_S = 3e-5
+_CALL_OVERHEAD_S = 6e-5
 #: Retry a of shot g (post-selection) is raw shot g * _RETRY_STRIDE + a - 1 of the retry stream.
 _RETRY_STRIDE = 1 << 22
 _MAX_SHOT_INDEX = 1 << 40
@@ -325,10 +325,19 @@ class NoiseModel:
     def _accepted(self, raw: np.ndarray) -> np.ndarray:
         if self.postselect is None:
             return np.ones(raw.shape[0], dtype=bool)
-        table = np.zeros(self.postselect[-1] + 2, dtype=bool)  # postselect is sorted
-        table[list(self.postselect)] = True
+        table = self._accept_table
         totals = raw.sum(axis=1, dtype=np.int64)
         return table[np.minimum(totals, table.size - 1)]
+
+    @property
+    def _accept_table(self) -> np.ndarray:
+        """Boolean lookup: ``table[k]`` says whether k detected photons pass post-selection."""
+        table = self.__dict__.get("_table")
+        if table is None:
+            table = np.zeros(self.postselect[-1] + 2, dtype=bool)  # postselect is sorted
+            table[list(self.postselect)] = True
+            object.__setattr__(self, "_table", table)
+        return table
 
     def _give_up(self, accepted: int, attempts: int) -> RuntimeError:
         rate = accepted / attempts if attempts else 0.0
@@ -371,7 +380,11 @@ class NoiseModel:
                     attempt += 1
                 return out, attempts
             rate = (shots - needed.size) / shots
-            block = int(min(_MAX_RETRY_BLOCK, max(1, math.ceil(1.0 / max(rate, 1.0 / (10 * shots))))))
+            # Retries per kernel call: about 1/acceptance for cheap shots (amortises the call overhead),
+            # fewer for expensive ones (drawing past the first accepted retry is wasted work).
+            expected = math.ceil(1.0 / max(rate, 1.0 / (10 * shots)))
+            amortise = math.ceil(4 * _CALL_OVERHEAD_S / max(plan.per_shot_s, 1e-12))
+            block = int(min(_MAX_RETRY_BLOCK, max(1, min(expected, amortise))))
             retry_key = _derived_key(plan.key, _ATTEMPT_TAG)
 
             def retry(g: int):
