@@ -433,3 +433,70 @@ def test_against_perceval_slos(threshold):
     model = NoiseModel(hom_visibility=visibility, transmission=transmittance, postselect=[2, 3],
                        detection="threshold" if threshold else "pnr")
     assert chi2_pvalue(_draw(model, U, MODES, SHOTS, 8), ref) > 1e-3
+
+
+# ----------------------------------------------------------------------------------------------
+# Larger instances: exact moments instead of whole distributions
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("x", [1.0, 0.5])
+def test_moments_of_a_lossy_partially_distinguishable_tbi(x):
+    # 8 photons in a 16-bin "1-1" loop circuit with input and per-mode output losses (dilation).
+    # For any linear optics A with single photons in T surviving with t_p, P_jp = |A_jp|^2:
+    #   E[s_j] = sum_p t_p P_jp,   E[sum_j s_j (s_j - 1)] = (1 + x^2) sum_j sum_{p != q} t_p t_q P_jp P_jq.
+    m, modes = 16, list(range(0, 16, 2))
+    tbi = time_bin_interferometer(m, (1, 1), seed=5)
+    t_out = np.linspace(0.6, 1.0, m)
+    t_in = np.full(len(modes), 0.9)
+    a = np.sqrt(t_out)[:, None] * tbi.unitary()[:, modes]
+    p = np.abs(a) ** 2
+    mean = p @ t_in
+    w = p * t_in
+    bunch = (1 + x**2) * float(np.sum(w.sum(axis=1) ** 2 - (w**2).sum(axis=1)))
+    model = NoiseModel(transmission=0.9, output_transmission=t_out, indistinguishability=x)
+    shots = 20_000
+    s = backend_sample(model, tbi, modes, shots)
+    z_mean = (s.mean(axis=0) - mean) / (s.std(axis=0) / np.sqrt(shots))
+    assert np.max(np.abs(z_mean)) < 4.5
+    b = (s * (s - 1.0)).sum(axis=1)
+    assert abs(b.mean() - bunch) < 5 * b.std() / np.sqrt(shots)
+    # The bunching statistic separates x = 1 from x = 0.5 by far more than its error.
+    other = (1 + (1.5 - x) ** 2) / (1 + x**2) * bunch
+    assert abs(b.mean() - other) > 10 * b.std() / np.sqrt(shots)
+
+
+def backend_sample(model, circuit, modes, shots, seed=21):
+    from qboson import backends
+
+    return backends.get("local", noise=model, threads=2).sample(circuit, modes, shots, seed=seed).astype(float)
+
+
+@pytest.mark.slow
+def test_four_photons_everything_at_once_matches_exact():
+    # n = 4 in 5 modes: input and output losses, overlap, dark counts, threshold, post-selection.
+    m, modes = 5, [0, 1, 2, 4]
+    u = qboson.haar_unitary(m, 31)
+    t_out = [0.9, 0.7, 1.0, 0.8, 0.6]
+    t_in_mode = [0.95, 0.9, 0.85, 1.0, 0.8]
+    dark = [0.02, 0.0, 0.05, 0.01, 0.03]
+    big = _loss_dilation(t_out) @ _direct_sum(u, m)
+    dist, acc = exact_noisy(
+        big, m, modes, [0.9 * t_in_mode[i] for i in modes], 0.7, dark=dark, threshold=True, postselect={3, 4}
+    )
+    model = NoiseModel(transmission=0.9, input_transmission=t_in_mode, output_transmission=t_out,
+                       indistinguishability=0.7, dark_count_probability=dark, detection="threshold",
+                       postselect=[3, 4])
+    samples = _draw(model, u, modes, 100_000, 13)
+    assert chi2_pvalue(samples, dist) > 1e-3
+    se = math.sqrt(acc * (1 - acc) / model.last_run.attempts)
+    assert abs(model.last_run.acceptance_rate - acc) < 5 * se
+
+
+@pytest.mark.slow
+def test_four_photons_against_perceval_slos():
+    m, modes = 6, [0, 2, 3, 5]
+    u = qboson.haar_unitary(m, 41)
+    ref, _ = _perceval_distribution(u, modes, 0.81, 0.8, 3)
+    model = NoiseModel(hom_visibility=0.81, transmission=0.8, postselect=[3, 4])
+    assert chi2_pvalue(_draw(model, u, modes, 100_000, 3), ref) > 1e-3
