@@ -33,25 +33,33 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for threads in (1, 2):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ref = local_generate_bank(latent, args.shots, Path(tmp) / f"local{threads}", chunk_size=args.chunk_size,
                                       threads=threads, progress=False)
-            rows.append((f"local, {threads} OpenMP thread(s)", threads, time.perf_counter() - t0, True))
+            rows.append((f"local, {threads} OpenMP thread(s)", threads, time.perf_counter() - t0,
+                         time.process_time() - c0, True))
         for workers in args.workers:
             with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                               dashboard_address=None) as cluster, Client(cluster) as client:
                 client.wait_for_workers(workers)
+                cpu0 = sum(client.run(time.process_time).values())
                 t0 = time.perf_counter()
                 bank = generate_bank(latent, args.shots, Path(tmp) / f"dask{workers}", client, args.chunk_size,
                                      threads=1, progress=False)
                 dt = time.perf_counter() - t0
-            rows.append((f"dask LocalCluster, {workers} worker(s) x 1 thread", workers, dt, bank.sha256 == ref.sha256))
-    base = next(dt for name, _, dt, _ in rows if name.startswith("dask"))
+                cpu = sum(client.run(time.process_time).values()) - cpu0
+            rows.append((f"dask LocalCluster, {workers} worker(s) x 1 thread", workers, dt, cpu,
+                         bank.sha256 == ref.sha256))
+    base = next(r[2] for r in rows if r[0].startswith("dask"))
+    import os
+
+    print(f"load average before the table: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"quantum latent, n={args.n}, m={args.m}, {args.shots} shots, chunk size {args.chunk_size}\n")
-    print("| generation | cores | wall s | shots/s | vs 1 dask worker | bank identical |")
-    print("|---|---|---|---|---|---|")
-    for name, cores, dt, same in rows:
-        print(f"| {name} | {cores} | {dt:.2f} | {args.shots / dt:.0f} | {base / dt:.2f}x | {'yes' if same else 'NO'} |")
+    print("| generation | cores | wall s | shots/s | vs 1 dask worker | sampler CPU s | shots per CPU s | bank identical |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, cores, dt, cpu, same in rows:
+        print(f"| {name} | {cores} | {dt:.2f} | {args.shots / dt:.0f} | {base / dt:.2f}x | {cpu:.2f} | "
+              f"{args.shots / cpu:.0f} | {'yes' if same else 'NO'} |")
 
 
 if __name__ == "__main__":

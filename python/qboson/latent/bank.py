@@ -364,7 +364,9 @@ def finalize(plan: GenerationPlan) -> "Bank":
     if plan.target == old_shots and meta.get("data_file"):
         meta.pop("target_shots", None)
         _write_meta(root, meta)
-        return Bank(root)
+        bank = Bank(root)
+        bank.generation = plan.report
+        return bank
     dim, dtype = int(meta["dim"]), np.dtype(meta["dtype"])
     ranges = chunk_ranges(old_shots, plan.target, plan.chunk_size)
     for a, b in ranges:
