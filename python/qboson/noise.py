@@ -532,17 +532,20 @@ class _Plan:
 
     # ------------------------------------------------------------------------------------------
     def raw(self, indices: np.ndarray, attempt: int, progress: Optional[bool] = False) -> np.ndarray:
-        """Raw noisy shots (before post-selection) for global shot indices ``indices`` (sorted)."""
+        """Detected counts (before post-selection) of attempt ``attempt`` of the global shots ``indices``.
+
+        Attempt 0 uses the shot stream itself; with angle noise, attempt a >= 1 uses a stream derived from
+        (key, a).  Without angle noise only attempt 0 comes here, for a contiguous range of shots (retries
+        go through :meth:`retry_block`).
+        """
         key = self.key if attempt == 0 else _derived_key(self.key, _ATTEMPT_TAG, attempt)
         if self.angle_noise > 0:
             return self._raw_angle_noise(indices, attempt, key)
-        lo, hi = int(indices[0]), int(indices[-1]) + 1
-        span = hi - lo
-        if span == indices.size or span * self.per_shot_s <= indices.size * (self.per_shot_s + _CALL_OVERHEAD_S):
-            raw = self._kernel(self.columns, self.transmission, key, lo, span, progress=progress)
-            return self._detect(raw if span == indices.size else raw[indices - lo])
-        rows = [self._kernel(self.columns, self.transmission, key, int(g), 1, progress=False) for g in indices]
-        return self._detect(np.concatenate(rows, axis=0))
+        lo = int(indices[0])
+        if attempt != 0 or int(indices[-1]) + 1 - lo != indices.size:
+            raise AssertionError("fixed-circuit attempts must be 0 and contiguous")  # internal invariant
+        raw = self._kernel(self.columns, self.transmission, key, lo, indices.size, progress=progress)
+        return self._detect(raw)
 
     def retry_block(self, key: int, first: int, size: int) -> np.ndarray:
         """Detected counts of raw shots first .. first + size - 1 of the stream ``key`` (fixed circuit)."""
