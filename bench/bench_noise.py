@@ -37,7 +37,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
-    from qboson._seeding import split_seed
     from qboson.backends import get
     from qboson.circuits import time_bin_interferometer
 

@@ -27,7 +27,7 @@ point names a class or factory called with the keyword options of :func:`get`) o
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Dict, Optional, Protocol, runtime_checkable
+from typing import Any, Callable, Dict, Protocol, runtime_checkable
 
 import numpy as np
 
