@@ -346,3 +346,30 @@ def test_perceval_remote_validates_offline_and_fails_clearly(monkeypatch):
     with pytest.raises(ConnectionError, match="sim:altair"):
         remote.sample(U, MODES, 10, seed=0)
     assert time.monotonic() - t0 < 30
+
+
+# ----------------------------------------------------------------------------------------------
+# Backends plug into the latent distributions and the Torch dataset
+# ----------------------------------------------------------------------------------------------
+
+
+def test_latent_and_dataset_accept_backends(tmp_path, hardware_run):
+    from qboson.latent import make
+
+    model = NoiseModel(transmission=0.7, postselect=3, detection="threshold")
+    # Simulated device through the local backend: the same rows as qboson.sample with the model.
+    live = make("quantum", unitary=U, input_modes=MODES, seed=2, backend=backends.get("local", noise=model))
+    raw = live.raw_at(0, 300)
+    assert raw.shape == (300, 5) and np.all(raw.sum(axis=1) == 3) and raw.max() <= 1
+    np.testing.assert_array_equal(live.raw_at(100, 300), raw[100:])
+    # A recorded hardware run replays through the same latent interface.
+    path = write_recorded(tmp_path / "run.npz", hardware_run, input_modes=MODES, postselected=True, unitary=U)
+    replay = make("quantum", unitary=U, input_modes=MODES, seed=2, backend=backends.get("recorded", path=path))
+    rows = replay.raw_at(0, 400)
+    assert sorted(map(tuple, rows.tolist())) == sorted(map(tuple, hardware_run.tolist()))
+    np.testing.assert_array_equal(replay.raw_at(150, 250), rows[150:250])
+    torch = pytest.importorskip("torch")
+    from qboson.torch import LatentDataset
+
+    batches = list(LatentDataset(replay, batch_size=100, length=400))
+    assert len(batches) == 4 and all(isinstance(b, torch.Tensor) and b.shape == (100, 5) for b in batches)
