@@ -148,8 +148,37 @@ def test_counts_matched_matches_mean_and_fano_factor():
     fano = x.var(axis=0, ddof=1).sum() / x.mean(axis=0).sum()
     assert abs(fano - z.fano_factor) < 0.02
     assert np.max(np.abs(x.mean(axis=0) - z.mean)) < 0.02
-    with pytest.raises(ValueError, match="dispersed"):
-        make("counts_matched", dim=8, seed=6, match="photonic")
+    assert c.family == "dirichlet-multinomial"
+
+
+@pytest.mark.parametrize("match", ["photonic", "quantum"])
+def test_counts_matched_under_dispersed_targets(match):
+    # photonic latents, and quantum latents of some loop circuits, are less dispersed than a multinomial
+    from qboson.circuits import time_bin_interferometer
+
+    u = time_bin_interferometer(16, (1, 3, 9), seed=12).unitary()
+    ref = make(match, unitary=u, seed=0)
+    c = make("counts_matched", unitary=u, seed=0, match=match)
+    assert c.family == "multinomial/systematic mixture" and 0 <= c.multinomial_weight <= 1
+    np.testing.assert_allclose(c.mean, ref.mean)
+    assert abs(np.trace(c.covariance) / 8 - ref.fano_factor) < 1e-12
+    x = c.raw(80_000).astype(np.float64)
+    assert np.all(x.sum(axis=1) == 8)
+    assert abs(x.var(axis=0, ddof=1).sum() / 8 - ref.fano_factor) < 0.02
+    assert np.max(np.abs(x.mean(axis=0) - ref.mean)) < 0.02
+    assert np.max(np.abs(np.cov(x, rowvar=False) - c.covariance)) < 0.02  # the exact covariance is right
+
+
+def test_systematic_allocation_moments():
+    from qboson.latent.classical import systematic_counts, systematic_moments
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(7))
+    mean, cov = systematic_moments(p, 5)
+    np.testing.assert_allclose(mean, 5 * p, atol=1e-12)
+    x = systematic_counts(p, 5, rng.random(200_000)).astype(np.float64)
+    assert np.all(np.abs(x - 5 * p) < 1)  # floor or ceil of n p_j
+    assert np.max(np.abs(np.cov(x, rowvar=False) - cov)) < 0.01
 
 
 class RecordingBackend:

@@ -198,13 +198,53 @@ class MatchedGaussianLatent(_MatchedLatent):
         )
 
 
-class MatchedCountsLatent(_MatchedLatent):
-    """Dirichlet-multinomial counts with the photon latent's mean occupations and Fano factor.
+def systematic_counts(p: np.ndarray, n: int, u: np.ndarray) -> np.ndarray:
+    """Systematic (low-variance) allocation of ``n`` counts to modes with probabilities ``p``.
 
-    ``p ~ Dirichlet(alpha0 * mu / n)``, ``s ~ Multinomial(n, p)``: mean ``mu`` exactly; variance
-    ``n p_j (1 - p_j) (n + alpha0) / (1 + alpha0)``, with ``alpha0`` chosen so that
-    ``sum_j Var[s_j]`` equals the photon latent's.  That needs over-dispersion relative to a
-    multinomial; the photonic latent is under-dispersed, so ``match="photonic"`` raises.
+    For each offset ``u`` in [0, 1): the points ``(u + k) / n``, k = 0..n-1, fall into the
+    cumulative intervals of ``p``; mode j gets ``floor(n p_j)`` or ``ceil(n p_j)`` counts.
+    Returns shape (len(u), m), int64.
+    """
+    edges = np.cumsum(p)
+    pts = (np.asarray(u, dtype=np.float64)[:, None] + np.arange(n)) / n
+    idx = np.minimum(np.searchsorted(edges, pts, side="right"), p.size - 1)
+    out = np.zeros((pts.shape[0], p.size), dtype=np.int64)
+    np.add.at(out, (np.repeat(np.arange(pts.shape[0]), n), idx.ravel()), 1)
+    return out
+
+
+def systematic_moments(p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact mean and covariance of :func:`systematic_counts` with ``u ~ U[0, 1)``.
+
+    The counts are piecewise constant in ``u``, changing only where a point crosses a
+    cumulative edge (at ``u = frac(n * edge)``): evaluate each piece once, weight by its length.
+    """
+    edges = np.cumsum(p)[:-1]
+    breaks = np.unique(np.concatenate([[0.0, 1.0], np.mod(n * edges, 1.0)]))
+    lengths = np.diff(breaks)
+    keep = lengths > 0
+    mids = (breaks[:-1] + breaks[1:])[keep] / 2
+    w = lengths[keep]
+    s = systematic_counts(p, n, mids).astype(np.float64)
+    mean = w @ s
+    cov = (s * w[:, None]).T @ s - np.outer(mean, mean)
+    return mean, (cov + cov.T) / 2
+
+
+class MatchedCountsLatent(_MatchedLatent):
+    """Classical counts of ``n`` photons with the photon latent's mean occupations and Fano factor.
+
+    Both statistics are matched exactly: the mean ``mu`` and the photon-weighted Fano factor
+    ``sum_j Var[s_j] / n``, i.e. the total variance ``V`` (``p = mu / n``; a multinomial would
+    give ``V_mult = n sum_j p_j (1 - p_j)``).
+
+    * Over-dispersed targets (``V > V_mult``, the usual quantum case): Dirichlet-multinomial,
+      ``p' ~ Dirichlet(alpha0 p)``, ``s ~ Multinomial(n, p')``, with
+      ``Var[s_j] = n p_j (1 - p_j) (n + alpha0) / (1 + alpha0)`` and ``alpha0`` solving for ``V``.
+    * Under-dispersed targets (photonic latents, some structured circuits): a mixture that draws
+      each row from the multinomial with probability ``w`` and otherwise by systematic
+      (low-variance) allocation, whose counts are ``floor``/``ceil`` of ``n p_j``; both have
+      mean ``n p``, and ``w`` solves for ``V``.
     """
 
     name = "counts_matched"
@@ -213,43 +253,65 @@ class MatchedCountsLatent(_MatchedLatent):
         super().__init__(*args, **kwargs)
         n = self.n_photons
         p = self._mean / n
-        multinomial_var = n * float(np.sum(p * (1 - p)))
-        target_var = float(np.trace(self._target_cov))
-        ratio = target_var / multinomial_var if multinomial_var > 0 else 1.0
-        if n == 1 or ratio <= 1.0 + 1e-12:
-            raise ValueError(
-                f"counts_matched needs a latent more dispersed than a multinomial (variance ratio "
-                f"{ratio:.4f} <= 1 for the {self.match} latent with {n} photons); Dirichlet-multinomial "
-                "counts cannot match it"
-            )
-        if ratio >= n:
-            raise ValueError(f"variance ratio {ratio:.4f} >= n={n}: no Dirichlet-multinomial matches it")
-        self.concentration = (n - ratio) / (ratio - 1.0)
+        p = np.clip(p, 0.0, None)
+        p = p / p.sum()
         self._p = p
-        self._alpha = self.concentration * p
+        mult_cov = n * (np.diag(p) - np.outer(p, p))
+        v_mult = float(np.trace(mult_cov))
+        v_target = float(np.trace(self._target_cov))
+        if v_target > v_mult * (1 + 1e-12):
+            ratio = v_target / v_mult
+            if n == 1 or ratio >= n:
+                raise ValueError(f"variance ratio {ratio:.4f} >= n={n}: no Dirichlet-multinomial matches it")
+            self.family = "dirichlet-multinomial"
+            self.concentration = (n - ratio) / (ratio - 1.0)
+            self.multinomial_weight = None
+            self._cov = mult_cov * (n + self.concentration) / (1 + self.concentration)
+        else:
+            _, sys_cov = systematic_moments(p, n)
+            v_sys = float(np.trace(sys_cov))
+            if v_target < v_sys - 1e-12:
+                raise ValueError(
+                    f"the {self.match} latent's total variance {v_target:.4f} is below that of systematic "
+                    f"allocation ({v_sys:.4f}); no classical count control here matches it"
+                )
+            self.family = "multinomial/systematic mixture"
+            self.concentration = None
+            w = 1.0 if v_mult - v_sys <= 1e-15 else (v_target - v_sys) / (v_mult - v_sys)
+            self.multinomial_weight = float(min(1.0, max(0.0, w)))
+            self._cov = self.multinomial_weight * mult_cov + (1 - self.multinomial_weight) * sys_cov
 
     @property
     def std(self) -> np.ndarray:
-        n, p, a0 = self.n_photons, self._p, self.concentration
-        return np.sqrt(n * p * (1 - p) * (n + a0) / (1 + a0))
+        return np.sqrt(np.clip(np.diag(self._cov), 0.0, None))
 
     @property
     def covariance(self) -> np.ndarray:
-        n, p, a0 = self.n_photons, self._p, self.concentration
-        return n * (np.diag(p) - np.outer(p, p)) * (n + a0) / (1 + a0)
+        return self._cov
 
     @property
     def raw_dtype(self) -> np.dtype:
         return count_dtype(self.n_photons)
 
     def _block(self, rng, rows):
-        alpha = np.where(self._alpha > 0, self._alpha, 1e-300)
-        probs = rng.dirichlet(alpha, size=rows)
-        return rng.multinomial(self.n_photons, probs).astype(self.raw_dtype)
+        n, p = self.n_photons, self._p
+        if self.concentration is not None:
+            alpha = np.where(p > 0, self.concentration * p, 1e-300)
+            probs = rng.dirichlet(alpha, size=rows)
+            return rng.multinomial(n, probs).astype(self.raw_dtype)
+        pick = rng.random(rows) < self.multinomial_weight
+        u = rng.random(rows)
+        mult = rng.multinomial(n, p, size=rows)
+        out = np.where(pick[:, None], mult, systematic_counts(p, n, u))
+        return out.astype(self.raw_dtype)
 
     def describe(self) -> str:
-        fano = float(np.sum(self.std**2) / self.n_photons)
+        fano = float(np.trace(self._cov) / self.n_photons)
+        par = (
+            f"concentration {self.concentration:.3f}" if self.concentration is not None
+            else f"multinomial weight {self.multinomial_weight:.3f}"
+        )
         return (
-            f"counts_matched latent, dim={self.dim}: Dirichlet-multinomial, {self.n_photons} counts, "
-            f"concentration {self.concentration:.3f}, mean and Fano factor {fano:.3f} of the {self.match} latent, seed={self.seed}"
+            f"counts_matched latent, dim={self.dim}: {self.family}, {self.n_photons} counts, {par}, "
+            f"mean and Fano factor {fano:.3f} of the {self.match} latent, seed={self.seed}"
         )
