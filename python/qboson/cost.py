@@ -20,10 +20,10 @@ __all__ = ["estimate_cost", "expected_terms", "permanent_seconds"]
 PERM_TERM_COL_S = 2.9e-10
 PERM_TERM_COL_S_EXTENDED = 4.0e-9
 # Seconds per (term x column) in the all-minors kernel used by the sampler.
-MINORS_TERM_COL_S = 6.0e-10
+MINORS_TERM_COL_S = 7.0e-10
 # Per output-mode x photon work of each sampling step (weights, scan) and fixed per-step overhead.
-MODE_PHOTON_S = 2.0e-9
-STEP_OVERHEAD_S = 1.5e-7
+MODE_PHOTON_S = 3.0e-9
+STEP_OVERHEAD_S = 1.0e-6
 # Distinguishable sampler: per photon and per output mode.
 DIST_PHOTON_S = 4.0e-9
 DIST_MODE_S = 0.3e-9
