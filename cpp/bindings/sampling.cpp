@@ -59,6 +59,8 @@ void bind_sampling(py::module_& m) {
             spec.transmission = transmission.data();
             spec.indistinguishability = indistinguishability;
             spec.dark = dark.data();
+            for (int p = 0; p < n; ++p) spec.noisy |= spec.transmission[p] < 1.0;
+            for (int j = 0; j < m_modes; ++j) spec.noisy |= spec.dark[j] > 0.0;
             const char kind = out.dtype().kind();
             const auto size = out.dtype().itemsize();
             if (kind == 'u' && size == 1) return run<std::uint8_t>(spec, out);

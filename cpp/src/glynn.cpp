@@ -223,6 +223,14 @@ void block_plain_ld(const GlynnPlan& plan, std::int64_t block, long double* scra
     block_body<long double, long double, kLanesExtended, 1, false>(plan, block, scratch, out);
 }
 
+// Small problems (the first photons of every sample) in one scalar lane: setting up 32 lanes
+// would cost more than the sum itself.
+constexpr double kScalarMaxTerms = 256;
+
+void block_minors_scalar(const GlynnPlan& plan, std::int64_t block, double* scratch, double* out) {
+    block_body<double, double, 1, 1, true>(plan, block, scratch, out);
+}
+
 template <typename T>
 T* aligned64(std::vector<T>& buf, std::size_t count) {
     buf.resize(count + 64 / sizeof(T) + 1);
@@ -389,9 +397,21 @@ void minors_groups(const RowGroups& problem, cplx* out, int threads, GlynnPlan& 
         out[0] = cplx(1.0, 0.0);
         return;
     }
-    plan_for_lanes(problem, plan, kLanes);
+    double terms = 1;
+    std::int64_t smallest = problem.mult[0];
+    for (int g = 0; g < problem.groups; ++g) {
+        terms *= static_cast<double>(problem.mult[g] + 1);
+        smallest = std::min(smallest, problem.mult[g]);
+    }
+    terms = terms / static_cast<double>(smallest + 1) * static_cast<double>(smallest);
     std::vector<double> total(2 * static_cast<std::size_t>(problem.cols));
-    run_blocks<double>(plan, kLanes, true, problem.cols, threads, detail::block_minors_d, scratch, total.data());
+    if (terms <= kScalarMaxTerms) {
+        plan_for_lanes(problem, plan, 1);
+        run_blocks<double>(plan, 1, true, problem.cols, 1, block_minors_scalar, scratch, total.data());
+    } else {
+        plan_for_lanes(problem, plan, kLanes);
+        run_blocks<double>(plan, kLanes, true, problem.cols, threads, detail::block_minors_d, scratch, total.data());
+    }
     const double scale = std::ldexp(1.0, -static_cast<int>(rows - 1));
     for (int l = 0; l < problem.cols; ++l) out[l] = cplx(total[2 * l] * scale, total[2 * l + 1] * scale);
 }

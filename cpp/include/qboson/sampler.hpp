@@ -22,6 +22,7 @@ struct SampleSpec {
     const double* transmission = nullptr;  // n: survival probability of each input photon
     double indistinguishability = 1.0;   // probability that a surviving photon interferes
     const double* dark = nullptr;        // m: probability of one dark count per mode
+    bool noisy = false;                  // any transmission < 1 or dark count > 0 (set by the caller)
 };
 
 // Fill `out` (shots x m, row-major) with photon counts.  `interrupted` is polled from the
