@@ -127,6 +127,13 @@ class TestReproducibility:
         assert not np.array_equal(a, b)
         np.testing.assert_array_equal(a, qboson.sample(n=3, m=6, shots=20, seed=np.random.default_rng(0)))
 
+    def test_same_seedsequence_object_reused(self):
+        # Regression: split_seed used to spawn from the caller's SeedSequence, advancing it.
+        ss = np.random.SeedSequence(8)
+        a = qboson.sample(n=3, m=6, shots=20, seed=ss)
+        b = qboson.sample(n=3, m=6, shots=20, seed=ss)
+        np.testing.assert_array_equal(a, b)
+
     def test_fixed_unitary_seed_only_drives_shots(self):
         u = qboson.haar_unitary(6, seed=0)
         a = qboson.sample(unitary=u, n=3, shots=30, seed=9)

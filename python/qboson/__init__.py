@@ -30,6 +30,18 @@ __all__ = [
 ]
 
 
+_SUBMODULES = ("latent", "circuits", "noise", "backends", "chem", "molgan", "experiments", "distributed", "torch")
+
+
+def __getattr__(name: str):
+    # Submodules load on first use, so `import qboson` stays light (no torch, RDKit or Dask).
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"qboson.{name}")
+    raise AttributeError(f"module 'qboson' has no attribute {name!r}")
+
+
 def build_info() -> dict:
     """How the compiled core was built: OpenMP, the SIMD level in use, the version."""
     from . import _core

@@ -46,7 +46,11 @@ def split_seed(seed: SeedLike) -> tuple[np.random.Generator, int]:
     The two streams are independent children of one SeedSequence, so the same
     seed always gives the same unitary and the same shots.
     """
-    circuit_ss, shots_ss = seed_sequence(seed).spawn(2)
+    ss = seed_sequence(seed)
+    # spawn() advances the SeedSequence it is called on: spawn from a copy, so that passing the
+    # same SeedSequence twice gives the same result.
+    ss = np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key, pool_size=ss.pool_size)
+    circuit_ss, shots_ss = ss.spawn(2)
     key = int(shots_ss.generate_state(1, dtype=np.uint64)[0])
     return np.random.default_rng(circuit_ss), key
 

@@ -32,11 +32,13 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="command")
     registered = set()
     for name, (module, help_line) in COMMANDS.items():
+        if module in registered or name in sub.choices:
+            continue
         if command is not None and name != command:
-            sub.add_parser(name, help=help_line)
-            continue
-        if module in registered:
-            continue
+            # Only the requested command's module is imported; the others get a placeholder.
+            if not any(other == command and mod == module for other, (mod, _) in COMMANDS.items()):
+                sub.add_parser(name, help=help_line)
+                continue
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:  # an optional extra is missing: say which

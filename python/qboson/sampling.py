@@ -25,6 +25,8 @@ METHODS = ("cc2020", "cc2017")
 PROGRESS_AFTER_S = 3.0
 #: Estimated run time above which :func:`sample` warns before starting.
 WARN_AFTER_S = 3600.0
+#: Calls expected to take less CPU time than this run on one thread.
+_SERIAL_BELOW_S = 0.02
 #: Target duration of one kernel call: the progress bar updates and Ctrl-C is polled in between.
 _CHUNK_S = 0.5
 
@@ -189,6 +191,8 @@ def run_sampler(
         estimate = estimate_cost(n, m, shots, distinguishable=distinguishable, threads=threads, method=method)
     per_shot = max(estimate / shots, 1e-9) * min(threads, shots)
     chunk = int(min(shots, max(threads, _CHUNK_S * threads / per_shot)))
+    if estimate * threads < _SERIAL_BELOW_S:
+        threads = 1  # waking a thread team costs more than a call this short (much more on a busy machine)
     show = progress if progress is not None else estimate > PROGRESS_AFTER_S
     method_id = METHODS.index(method)
     with progress_bar(total=shots, enabled=show, unit="shot", desc=f"sampling n={n} m={m}") as bar:

@@ -14,15 +14,9 @@ __all__ = ["register", "run_sample", "run_inspect"]
 
 
 def register(subparsers) -> None:
-    """Add the ``sample`` and ``inspect`` sub-commands (skipping names already registered).
-
-    ``qboson.cli`` builds a parser for one command and adds help-only placeholders for the
-    others, some after this call: when placeholders are present and ``sample`` is the command
-    being built, ``inspect`` is left for its placeholder.
-    """
+    """Add the ``sample`` and ``inspect`` sub-commands (skipping names already registered)."""
     existing = dict(getattr(subparsers, "choices", {}) or {})
-    placeholders = any(p.get_default("func") is None for p in existing.values())
-    add_inspect = "inspect" not in existing and not (placeholders and "sample" not in existing)
+    add_inspect = "inspect" not in existing
     if "sample" not in existing:
         p = subparsers.add_parser(
             "sample",
