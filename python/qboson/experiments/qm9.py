@@ -20,6 +20,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -341,7 +342,9 @@ def plot_training_curves(out: Path, results: list[dict[str, Any]], order: Sequen
         n = min(len(cv["iteration"]) for cv in curves)
         x = curves[0]["iteration"][:n]
         for ax, key in zip(axes, ("wasserstein", "generator_loss")):
-            y = np.nanmean(np.array([cv[key][:n] for cv in curves]), axis=0)
+            with warnings.catch_warnings():  # windows without a generator update are NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                y = np.nanmean(np.array([cv[key][:n] for cv in curves]), axis=0)
             ax.plot(x, y, color=f"C{c}", label=f"{latent} d={dim}" if len(keys) > len(order) else latent)
     axes[0].set_title("critic: Wasserstein estimate E[D(real)] - E[D(fake)]")
     axes[1].set_title("generator loss -E[D(fake)]")
