@@ -179,3 +179,52 @@ def test_bad_training_data(tmp_path):
     cfg = TrainConfig(**{**TINY, "batch_size": 64})
     with pytest.raises(ValueError, match="smaller batch"):
         train(cfg, tmp_path / "run", data=_data(10), latent_bank=_bank(), progress=False)
+
+
+def _cli(argv):
+    import argparse
+
+    from qboson.molgan import cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_train_resume_and_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _data()))
+    small = {k: v for k, v in TINY.items() if k not in ("latent", "dim", "seed", "iterations")}
+    (tmp_path / "cfg.json").write_text(json.dumps(small))
+    base = ["train", "--latent", "gaussian", "--dim", "4", "--seed", "1", "--out", str(tmp_path / "run"),
+            "--config", str(tmp_path / "cfg.json"), "--no-progress", "--profile", "quick"]
+    assert _cli(base + ["--iterations", "10"]) == 0
+    assert "done: 10 iterations" in capsys.readouterr().out
+    assert _cli(base + ["--iterations", "10"]) == 2  # exists: needs --resume
+    assert "--resume" in capsys.readouterr().err
+    assert _cli(base + ["--iterations", "15", "--resume"]) == 0
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["iteration"] == 15 and ckpt["config"]["profile"] == "quick" and ckpt["config"]["seed"] == 1
+    assert _cli(["train", "--latent", "klingon", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "klingon" in capsys.readouterr().err
+    assert _cli(["evaluate", str(tmp_path / "missing")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_on_qm9(tmp_path):
+    """A few iterations on real QM9, then `qboson evaluate` with FCD (needs the chem extra; ~1-2 min)."""
+    pytest.importorskip("rdkit")
+    pytest.importorskip("fcd_torch")
+    run = tmp_path / "q"
+    assert _cli(["train", "--latent", "quantum", "--dim", "16", "--seed", "0", "--out", str(run), "--profile",
+                 "quick", "--iterations", "20", "--no-progress"]) == 0
+    from qboson.molgan.evaluate import evaluate_run
+
+    result = evaluate_run(run, n_samples=300)
+    assert result["n"] == 300 and 0 <= result["valid"] <= result["valid_loose"] <= 300
+    assert result["valid_unique"] <= result["valid"] and result["novel"] <= result["valid_unique"]
+    assert (result["fcd"] is None) or result["fcd"] != result["fcd"] or result["fcd"] > 0
+    lines = (run / "samples.smi").read_text().splitlines()
+    assert len(lines) == 300
+    assert json.loads((run / "eval.json").read_text())["n"] == 300
