@@ -422,3 +422,15 @@ def test_without_rdkit(monkeypatch: pytest.MonkeyPatch) -> None:
         smiles_to_graph("CCO")
     with pytest.raises(ImportError, match=r"qboson\[chem\]"):
         chem.evaluate_molecules(["CCO"], train_smiles=set(), fcd_reference=None)
+
+
+def test_without_qm9pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        return None if name == "qm9pack" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(ImportError, match=r"qm9pack.*qboson\[chem\]"):
+        load_qm9_graphs(cache_dir=tmp_path)
+    assert len(load_qm9_graphs(cache_dir=tmp_path, source=SAMPLE)) > 0  # files still work
