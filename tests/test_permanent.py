@@ -1,4 +1,6 @@
 import math
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -60,7 +62,7 @@ def test_real_and_integer_input_and_empty():
     assert qboson.permanent(np.zeros((0, 0))) == 1
 
 
-@pytest.mark.parametrize("n", [20, 22])
+@pytest.mark.parametrize("n", [20, 22, 24])
 def test_double_agrees_with_extended_precision(n):
     # Documented bound (docs/precision.md): relative error below 1e-11 up to n = 24.
     rng = np.random.default_rng(n)
@@ -150,3 +152,19 @@ class TestBadInput:
     def test_bad_threads(self):
         with pytest.raises(ValueError, match="threads"):
             qboson.permanent(np.eye(2), threads=0)
+
+
+def test_keyboard_interrupt_stops_a_long_permanent():
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        t0 = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            qboson.permanent(qboson.haar_unitary(34, seed=0), threads=2)  # minutes if not stopped
+        assert time.perf_counter() - t0 < 5.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -24,8 +24,18 @@ void bind_permanent(py::module_& m) {
         "permanent",
         [](const CArray& a, const IArray& mult, int threads, bool extended) {
             const auto problem = as_groups(a, mult);
-            py::gil_scoped_release release;
-            return qboson::permanent_groups(problem, threads, extended);
+            const qboson::InterruptCheck interrupted = []() {
+                py::gil_scoped_acquire gil;
+                return PyErr_CheckSignals() != 0;
+            };
+            qboson::cplx value;
+            try {
+                py::gil_scoped_release release;
+                value = qboson::permanent_groups(problem, threads, extended, interrupted);
+            } catch (const qboson::Interrupted&) {
+                throw py::error_already_set();  // the KeyboardInterrupt set by PyErr_CheckSignals
+            }
+            return value;
         },
         py::arg("a"), py::arg("mult"), py::arg("threads") = 1, py::arg("extended") = false,
         "Permanent of the matrix whose row g of a is repeated mult[g] times.");

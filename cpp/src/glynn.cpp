@@ -2,6 +2,8 @@
 #include "qboson/glynn.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -239,29 +241,59 @@ T* aligned64(std::vector<T>& buf, std::size_t count) {
     return reinterpret_cast<T*>(p);
 }
 
+// Polls an interrupt callback from the calling thread at most every 50 ms.
+class Poller {
+public:
+    explicit Poller(const InterruptCheck* check) : check_(check), last_(std::chrono::steady_clock::now()) {}
+    // Returns true once the computation should stop.
+    bool poll() {
+        if (!check_ || !*check_) return false;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_ < std::chrono::milliseconds(50)) return stop_.load(std::memory_order_relaxed);
+        last_ = now;
+        if ((*check_)()) stop_.store(true);
+        return stop_.load();
+    }
+    bool stopped() const { return stop_.load(std::memory_order_relaxed); }
+
+private:
+    const InterruptCheck* check_;
+    std::chrono::steady_clock::time_point last_;
+    std::atomic<bool> stop_{false};
+};
+
 // Run every block (in parallel when asked) and sum their outputs in block order.
 template <typename Real, typename Kernel>
 void run_blocks(const GlynnPlan& plan, int lanes, bool minors, int nout, int threads, Kernel kernel,
-                std::vector<Real>& scratch, Real* total) {
+                std::vector<Real>& scratch, Real* total, const InterruptCheck* interrupted = nullptr) {
     const std::size_t ws = block_scratch_reals(plan.cols, lanes, minors);
     std::vector<Real> partial(static_cast<std::size_t>(plan.blocks) * 2 * nout);
     const std::int64_t blocks = (plan.lanes + lanes - 1) / lanes;
+    Poller poller(interrupted);
 #ifdef QBOSON_HAVE_OPENMP
     if (threads > 1 && blocks > 1) {
 #pragma omp parallel num_threads(threads)
         {
             std::vector<Real> local;
             Real* work = aligned64(local, ws);
+            const bool caller = omp_get_thread_num() == 0;
 #pragma omp for schedule(dynamic, 1)
-            for (std::int64_t b = 0; b < blocks; ++b) kernel(plan, b, work, &partial[b * 2 * nout]);
+            for (std::int64_t b = 0; b < blocks; ++b) {
+                if (caller ? poller.poll() : poller.stopped()) continue;
+                kernel(plan, b, work, &partial[b * 2 * nout]);
+            }
         }
     } else
 #endif
     {
         (void)threads;
         Real* work = aligned64(scratch, ws);
-        for (std::int64_t b = 0; b < blocks; ++b) kernel(plan, b, work, &partial[b * 2 * nout]);
+        for (std::int64_t b = 0; b < blocks; ++b) {
+            if (poller.poll()) break;
+            kernel(plan, b, work, &partial[b * 2 * nout]);
+        }
     }
+    if (poller.stopped()) throw Interrupted();
     for (int i = 0; i < 2 * nout; ++i) total[i] = 0;
     for (std::int64_t b = 0; b < blocks; ++b)
         for (int i = 0; i < 2 * nout; ++i) total[i] += partial[b * 2 * nout + i];
@@ -367,7 +399,7 @@ void plan_for_lanes(const RowGroups& p, GlynnPlan& plan, int lane_width) {
 
 }  // namespace
 
-cplx permanent_groups(const RowGroups& problem, int threads, bool extended) {
+cplx permanent_groups(const RowGroups& problem, int threads, bool extended, const InterruptCheck& interrupted) {
     std::int64_t rows = 0;
     for (int g = 0; g < problem.groups; ++g) rows += problem.mult[g];
     if (rows != problem.cols) throw std::invalid_argument("permanent: rows (with multiplicity) != columns");
@@ -378,13 +410,13 @@ cplx permanent_groups(const RowGroups& problem, int threads, bool extended) {
         plan_for_lanes(problem, plan, kLanesExtended);
         std::vector<long double> scratch;
         long double total[2];
-        run_blocks<long double>(plan, kLanesExtended, false, 1, threads, block_plain_ld, scratch, total);
+        run_blocks<long double>(plan, kLanesExtended, false, 1, threads, block_plain_ld, scratch, total, &interrupted);
         return cplx(static_cast<double>(total[0] * scale), static_cast<double>(total[1] * scale));
     }
     plan_for_lanes(problem, plan, kLanes);
     std::vector<double> scratch;
     double total[2];
-    run_blocks<double>(plan, kLanes, false, 1, threads, detail::block_plain_d, scratch, total);
+    run_blocks<double>(plan, kLanes, false, 1, threads, detail::block_plain_d, scratch, total, &interrupted);
     return cplx(total[0] * scale, total[1] * scale);
 }
 

@@ -18,6 +18,8 @@
 
 #include <complex>
 #include <cstdint>
+#include <functional>
+#include <stdexcept>
 #include <vector>
 
 namespace qboson {
@@ -53,6 +55,14 @@ struct GlynnPlan {
     int binom_stride = 1;
 };
 
+// Thrown when the caller's interrupt callback asked a long computation to stop.
+struct Interrupted : std::runtime_error {
+    Interrupted() : std::runtime_error("interrupted") {}
+};
+
+// Polled by the calling thread between blocks of a long permanent; returns true to stop.
+using InterruptCheck = std::function<bool()>;
+
 // Lanes per block of the double kernel.
 constexpr int kLanes = 32;
 
@@ -60,7 +70,9 @@ constexpr int kLanes = 32;
 void plan_glynn(const RowGroups& problem, GlynnPlan& plan);
 
 // Permanent of the expanded N x N matrix (problem.cols == N).
-cplx permanent_groups(const RowGroups& problem, int threads, bool extended = false);
+// Throws Interrupted when `interrupted` (polled about every 50 ms) returns true.
+cplx permanent_groups(const RowGroups& problem, int threads, bool extended = false,
+                      const InterruptCheck& interrupted = nullptr);
 
 // All column-deleted minors of the expanded N x (N+1) matrix: out[l] = Per(B without column l),
 // l in [0, N].  problem.cols must be N + 1.  A matrix with no rows gives out[0] = 1.
