@@ -228,3 +228,11 @@ def test_train_and_evaluate_on_qm9(tmp_path):
     lines = (run / "samples.smi").read_text().splitlines()
     assert len(lines) == 300
     assert json.loads((run / "eval.json").read_text())["n"] == 300
+
+
+def test_resume_with_a_damaged_latent_bank_is_a_clear_error(tmp_path):
+    cfg = TrainConfig(**TINY)
+    train(cfg, tmp_path / "r", data=_data(), latent_bank=_bank(), progress=False, stop_after=5)
+    (tmp_path / "r" / "latent_bank.npy").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="latent bank"):
+        train(cfg, tmp_path / "r", data=_data(), progress=False, resume=True)

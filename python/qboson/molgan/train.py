@@ -301,8 +301,9 @@ def train(
 
     ``data``: training graphs (default: the QM9 training split of ``config.data_seed``).
     ``latent_bank``: ``(M, dim)`` latent vectors (default: drawn with :func:`make_latent_bank`).
-    ``resume``: continue from ``out_dir/checkpoint.pt`` (its saved config is used;
-    ``config`` may only change ``iterations``, to extend a run).
+    ``resume``: continue from ``out_dir/checkpoint.pt`` if there is one, else start (the
+    saved config is used; ``config`` may only change ``iterations``, to extend a run).
+    Without ``resume`` an existing checkpoint is an error (``FileExistsError``).
     ``stop_after``: stop (with a checkpoint) after this many critic steps in total, as an
     interruption would; used by tests.
     """
@@ -325,7 +326,12 @@ def train(
     data = GraphData.qm9_train(config.data_seed) if data is None else data
     bank_path = out / "latent_bank.npy"
     if ckpt is not None:
-        latent_bank = np.load(bank_path)
+        try:
+            latent_bank = np.load(bank_path)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot resume {out}: latent bank {bank_path} is missing or damaged ({exc})") from exc
+        if latent_bank.ndim != 2 or latent_bank.shape[1] != config.dim:
+            raise ValueError(f"cannot resume {out}: latent bank {bank_path} has shape {latent_bank.shape}")
     else:
         latent_bank = make_latent_bank(config) if latent_bank is None else np.asarray(latent_bank, np.float32)
         if latent_bank.ndim != 2 or latent_bank.shape[1] != config.dim:
