@@ -16,13 +16,12 @@ File formats (one sample per row, one column per output mode, non-negative integ
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
+from .._atomic import atomic_write_bytes
 from .._seeding import SeedLike, generator
 from .._validation import as_int, count_dtype, input_mode_array
 from ..circuits import as_unitary
@@ -214,20 +213,6 @@ def load_recorded(path, **expected) -> RecordedSamples:
     return RecordedSamples(data.pop("samples"), path=path, **data)
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_recorded(
     path,
     samples,
@@ -274,7 +259,7 @@ def write_recorded(
         payload = ("\n".join(lines) + "\n" + body + "\n").encode("utf-8")
     else:
         raise ValueError(f"write .npz or .csv, got {str(path)!r}")
-    _atomic_write(path, payload)
+    atomic_write_bytes(path, payload)
     return path
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Union
 
 import numpy as np
+
+from .._atomic import atomic_path
 
 __all__ = ["CorruptCacheError", "default_cache_dir", "resolve_cache_dir", "write_npz", "read_npz",
            "atomic_write_bytes"]
@@ -50,20 +51,9 @@ def _checksum(arrays: Mapping[str, np.ndarray]) -> str:
 
 def atomic_write_bytes(path: Path, write) -> None:
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def write_npz(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:

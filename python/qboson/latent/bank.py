@@ -27,13 +27,13 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
 
+from .._atomic import atomic_save_npy, atomic_write_text, fsync_dir, temp_path
 from .._validation import as_int
 from .base import Latent, normalise
 
@@ -65,54 +65,6 @@ class BankError(ValueError):
 
 # ---------------------------------------------------------------------------------------------
 # atomic file helpers
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file in the same directory + os.replace)."""
-    path = Path(path)
-    tmp = _temp_name(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def atomic_save_npy(path: PathLike, array: np.ndarray) -> None:
-    """Save ``array`` as ``.npy`` at ``path`` atomically."""
-    path = Path(path)
-    tmp = _temp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def file_sha256(path: PathLike) -> str:
@@ -375,7 +327,7 @@ def finalize(plan: GenerationPlan) -> "Bank":
     old_file = meta.get("data_file")
     new_name = "samples.npy" if old_file != "samples.npy" else f"samples-{plan.target}.npy"
     final = root / new_name
-    tmp = _temp_name(final)
+    tmp = temp_path(final)
     try:
         merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(plan.target, dim))
         if old_shots:
@@ -394,7 +346,7 @@ def finalize(plan: GenerationPlan) -> "Bank":
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync_dir(root)
+    fsync_dir(root)
     meta.update(
         shots=plan.target, data_file=new_name, sha256=file_sha256(final), updated_utc=_now(),
         shape=[plan.target, dim],
