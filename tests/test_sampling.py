@@ -194,6 +194,12 @@ class TestBadInput:
         with pytest.raises(exc, match=match):
             qboson.sample(**kwargs)
 
+    def test_too_many_photons_for_exact_sampling(self):
+        # Beyond 62 photons the C++ Gray-code counters overflow: a clear Python error, not a C++ one.
+        with pytest.raises(ValueError, match="out of reach"):
+            qboson.sample(n=70, m=140, shots=1, seed=0)
+        assert qboson.sample(n=70, m=140, shots=3, seed=0, distinguishable=True).sum(axis=1).tolist() == [70] * 3
+
     def test_non_unitary(self):
         with pytest.raises(ValueError, match="not unitary"):
             qboson.sample(unitary=np.ones((3, 3)), n=2)

@@ -41,3 +41,8 @@ def test_bad_sizes():
         qboson.haar_unitary(0)
     with pytest.raises(TypeError, match="integer"):
         qboson.haar_unitary(3.0)
+
+
+def test_refuses_a_matrix_too_large_for_memory():
+    with pytest.raises(ValueError, match="GiB"):
+        qboson.haar_unitary(200_000)

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -272,17 +274,25 @@ void run_blocks(const GlynnPlan& plan, int lanes, bool minors, int nout, int thr
     Poller poller(interrupted);
 #ifdef QBOSON_HAVE_OPENMP
     if (threads > 1 && blocks > 1) {
+        std::exception_ptr error;  // exceptions must not leave the OpenMP region
+        std::mutex error_mutex;
 #pragma omp parallel num_threads(threads)
         {
-            std::vector<Real> local;
-            Real* work = aligned64(local, ws);
-            const bool caller = omp_get_thread_num() == 0;
+            try {
+                std::vector<Real> local;
+                Real* work = aligned64(local, ws);
+                const bool caller = omp_get_thread_num() == 0;
 #pragma omp for schedule(dynamic, 1)
-            for (std::int64_t b = 0; b < blocks; ++b) {
-                if (caller ? poller.poll() : poller.stopped()) continue;
-                kernel(plan, b, work, &partial[b * 2 * nout]);
+                for (std::int64_t b = 0; b < blocks; ++b) {
+                    if (caller ? poller.poll() : poller.stopped()) continue;
+                    kernel(plan, b, work, &partial[b * 2 * nout]);
+                }
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(error_mutex);
+                if (!error) error = std::current_exception();
             }
         }
+        if (error) std::rethrow_exception(error);
     } else
 #endif
     {

@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
+#include <mutex>
 #include <vector>
 
 #include "qboson/distinguishable.hpp"
@@ -79,6 +81,9 @@ bool sample_shots(const SampleSpec& spec, Count* out, const std::function<bool()
 #ifdef QBOSON_HAVE_OPENMP
     if (threads > 1 && spec.shots >= threads) {
         const int batch = cheap ? 4096 : 1;
+        // An exception must not leave an OpenMP region: keep the first one and rethrow it after.
+        std::exception_ptr error;
+        std::mutex error_mutex;
 #pragma omp parallel num_threads(threads)
         {
             ShotBuffers b;
@@ -86,10 +91,17 @@ bool sample_shots(const SampleSpec& spec, Count* out, const std::function<bool()
 #pragma omp for schedule(dynamic, batch)
             for (std::int64_t i = 0; i < spec.shots; ++i) {
                 if (stop.load(std::memory_order_relaxed)) continue;
-                if (caller && i % poll_every == 0) poll();
-                one_shot(spec, router, i, 1, b, out);
+                try {
+                    if (caller && i % poll_every == 0) poll();
+                    one_shot(spec, router, i, 1, b, out);
+                } catch (...) {
+                    std::lock_guard<std::mutex> lock(error_mutex);
+                    if (!error) error = std::current_exception();
+                    stop.store(true);
+                }
             }
         }
+        if (error) std::rethrow_exception(error);
         return !stop.load();
     }
 #endif

@@ -21,6 +21,9 @@ __all__ = ["sample", "run_sampler", "METHODS"]
 #: "cc2017" the plain Laplace expansion (algorithm B of Clifford & Clifford 2017).
 METHODS = ("cc2020", "cc2017")
 
+#: Most indistinguishable photons the exact sampler accepts (its Gray-code counters are 64-bit).
+MAX_PHOTONS = 62
+
 #: Estimated run time above which ``progress=None`` shows a progress bar.
 PROGRESS_AFTER_S = 3.0
 #: Estimated run time above which :func:`sample` warns before starting.
@@ -121,6 +124,11 @@ def sample(
             raise ValueError(f"m={m} does not match the unitary's {u.shape[0]} modes")
         m = u.shape[0]
         modes = input_mode_array(input_modes, n, m)
+    if modes.size > MAX_PHOTONS and not distinguishable:
+        raise ValueError(
+            f"exact sampling of {modes.size} indistinguishable photons is out of reach (limit {MAX_PHOTONS}; "
+            f"about {estimate_cost(MAX_PHOTONS, 2 * MAX_PHOTONS, 1, threads=threads):.2g} s per sample already there)"
+        )
     if noise is not None:
         return noise.sample(
             u, modes, shots, key=key, start=start, threads=threads, progress=progress,

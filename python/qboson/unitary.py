@@ -29,6 +29,9 @@ def haar_unitary(m: int, seed: SeedLike = None) -> np.ndarray:
     ndarray, shape (m, m), complex128
     """
     m = as_int(m, "m", minimum=1)
+    gib = 4 * 16 * m * m / 2**30  # Ginibre matrix, QR factors and the result, complex128
+    if gib > 16:
+        raise ValueError(f"a Haar unitary of {m} modes needs about {gib:.0f} GiB of memory")
     rng = generator(seed)
     z = (rng.standard_normal((m, m)) + 1j * rng.standard_normal((m, m))) / np.sqrt(2.0)
     q, r = np.linalg.qr(z)
