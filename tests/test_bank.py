@@ -209,3 +209,32 @@ def test_crash_during_merge_leaves_a_valid_bank_and_resumes(tmp_path, monkeypatc
     assert grown.generation["chunks_reused"] == 3 and grown.generation["chunks_computed"] == 0
     np.testing.assert_array_equal(grown.raw, qboson.sample(4, 8, 450, seed=1))
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["bank.json", "samples-450.npy"]
+
+
+def test_second_writer_is_refused_while_a_bank_is_being_generated(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from qboson.latent.bank import BankError, writer_lock
+
+    out = tmp_path / "bank"
+    holder = textwrap.dedent(f"""
+        import sys, time
+        from qboson.latent.bank import writer_lock
+        with writer_lock({str(out)!r}):
+            print("locked", flush=True)
+            time.sleep(30)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(BankError, match="another process"):
+            generate_bank(make("gaussian", dim=4, seed=0), 10, out)
+    finally:
+        proc.kill()
+        proc.wait()
+    # once the other process is gone (even killed), the lock is free again
+    with writer_lock(out):
+        pass
+    assert len(generate_bank(make("gaussian", dim=4, seed=0), 10, out)) == 10

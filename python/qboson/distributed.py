@@ -29,7 +29,7 @@ import uuid
 from typing import Any, Optional, Union
 
 from ._validation import as_int
-from .latent.bank import Bank, PathLike, compute_chunk, finalize, plan_generation
+from .latent.bank import Bank, PathLike, compute_chunk, finalize, plan_generation, writer_lock
 from .latent.base import Latent
 
 __all__ = ["generate_bank", "require_dask"]
@@ -143,12 +143,13 @@ def generate_bank(
     latent = _as_latent(spec)
     retries = as_int(retries, "retries", minimum=0)
     threads = 1 if threads is None else as_int(threads, "threads", minimum=1)
-    plan = plan_generation(latent, shots, out, chunk_size=chunk_size)
-    t0 = time.perf_counter()
-    if plan.missing:
-        with _client(client, n_workers) as c:
-            _run_tasks(c, plan, threads, retries, True if progress is None else bool(progress))
-    bank = finalize(plan)
+    with writer_lock(out):
+        plan = plan_generation(latent, shots, out, chunk_size=chunk_size)
+        t0 = time.perf_counter()
+        if plan.missing:
+            with _client(client, n_workers) as c:
+                _run_tasks(c, plan, threads, retries, True if progress is None else bool(progress))
+        bank = finalize(plan)
     bank.generation = dict(plan.report, seconds=time.perf_counter() - t0)
     return bank
 

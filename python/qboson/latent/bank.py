@@ -22,6 +22,7 @@ A bank can grow: generating more shots into an existing bank appends rows
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -29,7 +30,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
@@ -228,6 +229,37 @@ class GenerationPlan:
         }
 
 
+@contextlib.contextmanager
+def writer_lock(out: PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock on a bank directory while generating into it.
+
+    Two processes generating into one bank would race on the merge; the second one gets a
+    :class:`BankError` at once instead.  The lock (``fcntl.flock`` on ``.lock``) is released
+    when the process ends, even if it crashes.  Without ``fcntl`` (Windows) no lock is taken.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise BankError(f"{str(root)!r} is not a directory")
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BankError(f"bank {str(root)!r} is being written by another process; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            # Remove the lock file while still holding it, so a finished bank holds only its data.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(root / ".lock")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def plan_generation(latent: Latent, shots: int, out: PathLike, *, chunk_size: Optional[int] = None) -> GenerationPlan:
     """Create or reopen the bank directory ``out`` for ``shots`` rows of ``latent`` and list the
     chunks still to compute.
@@ -393,17 +425,18 @@ def generate_bank(
     Bank
         The finished bank; ``bank.generation`` reports chunks computed and reused.
     """
-    plan = plan_generation(latent, shots, out, chunk_size=chunk_size)
-    if progress is None:
-        progress = _expected_seconds(latent, plan.target - plan.done_shots) > 3.0
-    from .._progress import progress_bar
+    with writer_lock(out):
+        plan = plan_generation(latent, shots, out, chunk_size=chunk_size)
+        if progress is None:
+            progress = _expected_seconds(latent, plan.target - plan.done_shots) > 3.0
+        from .._progress import progress_bar
 
-    with progress_bar(total=plan.target, enabled=bool(progress), unit="shot", desc=f"bank {latent.name}",
-                      initial=plan.done_shots) as bar:
-        for a, b in plan.missing:
-            compute_chunk(latent, a, b, plan.root, threads=threads)
-            bar.update(b - a)
-    return finalize(plan)
+        with progress_bar(total=plan.target, enabled=bool(progress), unit="shot", desc=f"bank {latent.name}",
+                          initial=plan.done_shots) as bar:
+            for a, b in plan.missing:
+                compute_chunk(latent, a, b, plan.root, threads=threads)
+                bar.update(b - a)
+        return finalize(plan)
 
 
 def _expected_seconds(latent: Latent, shots: int) -> float:
