@@ -92,8 +92,8 @@ def sampling(sizes, results: dict) -> str:
         k_peer = 1 if n >= 20 else 20
         tp = per(lambda: pcvl(u, n, k_peer), k_peer) if pcvl else None
         tq = per(lambda: pqs(u, n, k_peer), k_peer) if pqs else None
-        results[(n, m)] = {"qboson": q1, "qboson 2 threads": q2, "numpy reference": ref,
-                           "Perceval CC2017": tp, "piquasso": tq}
+        results[(n, m)] = {"qboson (1 thread)": q1, "qboson (2 threads)": q2, "numpy reference": ref,
+                           "Perceval CC2017": tp, "piquasso 8": tq}
         rows.append(f"| ({n}, {m}) | {fmt(q1)} | {fmt(q2)} | {fmt(q17)} | {fmt(ref)} | {fmt(tp)} | {fmt(tq)} | "
                     f"{ratio(tp, q1)} | {ratio(tq, q1)} | {ratio(ref, q1)} |")
     return "\n".join(rows)
