@@ -16,17 +16,18 @@ from ._validation import as_int, as_threads
 
 __all__ = ["estimate_cost", "expected_terms", "permanent_seconds"]
 
+# Fitted by bench/calibrate.py on the reference machine (2026-11-29, other jobs running).
 # Seconds per (Gray-code term x column) in the plain permanent kernel, double / extended.
-PERM_TERM_COL_S = 2.9e-10
-PERM_TERM_COL_S_EXTENDED = 4.0e-9
+PERM_TERM_COL_S = 1.7e-10
+PERM_TERM_COL_S_EXTENDED = 1.0e-8
 # Seconds per (term x column) in the all-minors kernel used by the sampler.
-MINORS_TERM_COL_S = 7.0e-10
+MINORS_TERM_COL_S = 9.1e-10
 # Per output-mode x photon work of each sampling step (weights, scan) and fixed per-step overhead.
-MODE_PHOTON_S = 3.0e-9
-STEP_OVERHEAD_S = 1.0e-6
+MODE_PHOTON_S = 1.4e-8
+STEP_OVERHEAD_S = 0.0
 # Distinguishable sampler: per photon and per output mode.
-DIST_PHOTON_S = 4.0e-9
-DIST_MODE_S = 0.3e-9
+DIST_PHOTON_S = 1.4e-8
+DIST_MODE_S = 1.0e-9
 
 
 def _terms_for_multiplicities(mult: np.ndarray) -> float:
