@@ -257,7 +257,7 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
 def write_outputs(out: Path, results: list[dict[str, Any]], order: Sequence[str], profile: str,
                   plots: bool = True) -> str:
     """Write runs.csv, table.csv, table.md (and the plots); returns the Markdown table."""
-    from ..molgan.train import atomic_write_text
+    from .._atomic import atomic_write_text
 
     rows = summarise(results)
     table = markdown_table(rows, order)

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .train import _derived_seed, atomic_write_text, build_models, load_checkpoint
+from .._atomic import atomic_write_text
+from .train import _derived_seed, build_models, load_checkpoint
 
 __all__ = ["load_generator", "generate_graphs", "evaluate_run", "fcd_reference_path", "EVAL_FILE", "SAMPLES_FILE"]
 

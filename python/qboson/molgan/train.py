@@ -29,7 +29,6 @@ import json
 import math
 import os
 import signal
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from .._atomic import atomic_path, atomic_save_npy, atomic_write_text
 from .config import TrainConfig
 from .model import Discriminator, Generator
 
@@ -48,7 +48,6 @@ __all__ = [
     "load_checkpoint",
     "build_models",
     "make_latent_bank",
-    "atomic_write_text",
     "CHECKPOINT",
 ]
 
@@ -181,52 +180,9 @@ def _real_batch(data: GraphData, idx: np.ndarray, permute_prob: float,
     return e, x
 
 
-def _umask_mode() -> int:
-    """File mode of a plain new file under the current umask (mkstemp would leave 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_save_npy(array: np.ndarray, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -336,7 +292,7 @@ def train(
         latent_bank = make_latent_bank(config) if latent_bank is None else np.asarray(latent_bank, np.float32)
         if latent_bank.ndim != 2 or latent_bank.shape[1] != config.dim:
             raise ValueError(f"latent_bank must have shape (M, {config.dim}), got {latent_bank.shape}")
-        _atomic_save_npy(latent_bank, bank_path)
+        atomic_save_npy(bank_path, latent_bank)
     bank = torch.from_numpy(np.ascontiguousarray(latent_bank, dtype=np.float32))
 
     # --- models, optimisers, random streams -------------------------------------------------
