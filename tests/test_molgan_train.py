@@ -171,6 +171,23 @@ def test_latent_bank_from_the_latent_zoo():
         make_latent_bank(TrainConfig(latent="klingon", latent_bank_size=10))
 
 
+def test_training_from_a_pregenerated_qboson_bank(tmp_path):
+    from qboson.latent import generate_bank, make
+
+    generate_bank(make("quantum", dim=6, seed=2), 300, tmp_path / "bank")
+    cfg = TrainConfig(**{**TINY, "latent": "quantum", "dim": 6, "latent_bank_size": 1000,
+                         "latent_bank_path": str(tmp_path / "bank")})
+    rows = make_latent_bank(cfg)  # the whole bank (300 < 1000 rows), normalised as recorded
+    from qboson.latent import Bank
+
+    np.testing.assert_array_equal(rows, Bank(tmp_path / "bank").rows(0, 300))
+    summary = train(cfg, tmp_path / "run", data=_data(), progress=False)
+    assert summary["finished"]
+    np.testing.assert_array_equal(np.load(tmp_path / "run" / "latent_bank.npy"), rows)
+    with pytest.raises(ValueError, match="holds 'quantum' latents of dim 6"):
+        make_latent_bank(cfg.replace(latent="photonic"))
+
+
 def test_bad_training_data(tmp_path):
     with pytest.raises(ValueError, match="bond classes"):
         GraphData(np.zeros((2, 9), int), np.full((2, 9, 9), 7))

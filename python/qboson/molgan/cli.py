@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, help="learning rate of both networks")
     p.add_argument("--threads", type=int, help="torch threads (default 1)")
     p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
+    p.add_argument("--latent-bank", metavar="DIR",
+                   help="train from a pre-generated bank (`qboson sample ... --out DIR`) of the same latent and dim")
     p.add_argument("--config", help="JSON file with TrainConfig fields (overrides the profile)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -54,6 +56,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides.update(latent=args.latent, dim=args.dim, seed=args.seed, iterations=args.iterations,
                      iteration_unit=args.iteration_unit, batch_size=args.batch_size, threads=args.threads,
                      checkpoint_every=args.checkpoint_every)
+    if args.latent_bank:
+        overrides.update(latent_bank_path=str(Path(args.latent_bank).resolve()))
     if args.lr is not None:
         overrides.update(lr_generator=args.lr, lr_critic=args.lr)
     try:

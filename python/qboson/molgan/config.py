@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Optional
 
 __all__ = ["TrainConfig", "PROFILES", "profile_config", "ITERATION_UNITS"]
 
@@ -66,6 +66,9 @@ class TrainConfig:
     critic_mlp_dims: tuple[int, ...] = (128, 64)
     #: latent vectors drawn once per run (reproducible from ``seed``) and streamed in shuffled epochs
     latent_bank_size: int = 200_000
+    #: a pre-generated ``qboson.latent`` bank directory (``qboson sample ...``) to train from instead
+    #: of drawing ``latent_bank_size`` vectors; ``latent`` and ``dim`` must match it
+    latent_bank_path: Optional[str] = None
     #: seed of the QM9 train/validation/test split (fixed across runs so all runs share one split)
     data_seed: int = 0
     #: torch intra-op threads for this process (1 is often fastest on a busy 2-core machine)

@@ -25,7 +25,7 @@ import torch
 
 from .config import TrainConfig
 from .._atomic import atomic_write_text
-from .train import _derived_seed, build_models, load_checkpoint
+from .train import _derived_seed, build_models, latent_source, load_checkpoint
 
 __all__ = ["load_generator", "generate_graphs", "evaluate_run", "fcd_reference_path", "EVAL_FILE", "SAMPLES_FILE"]
 
@@ -83,7 +83,6 @@ def evaluate_run(
     ``seconds_fcd``.  ``fcd=False`` skips FCD (``fcd`` is then None).
     """
     from .. import chem
-    from .. import latent as latents
 
     t_start = time.perf_counter()
     torch.set_num_threads(threads)
@@ -92,7 +91,10 @@ def evaluate_run(
     n = config.eval_samples if n_samples is None else int(n_samples)
     if n < 1:
         raise ValueError(f"n_samples must be >= 1, got {n}")
-    z = latents.make(config.latent, config.dim, seed=config.seed).sample(n, seed=_derived_seed(config.seed, "eval"))
+    source = latent_source(config)
+    if config.latent_bank_path is not None:
+        source = source.latent()  # fresh vectors from the bank's recorded latent, not its training rows
+    z = source.sample(n, seed=_derived_seed(config.seed, "eval"))
     nodes, adjacency = generate_graphs(gen, np.asarray(z, dtype=np.float32))
     smiles = chem.graphs_to_smiles(nodes, adjacency, strict=False)
 

@@ -87,15 +87,31 @@ class GraphData:
         return cls(g.nodes[g.train_idx], g.adjacency[g.train_idx], len(chem.ATOM_TYPES), len(chem.BOND_TYPES))
 
 
-def make_latent_bank(config: TrainConfig) -> np.ndarray:
-    """``(config.latent_bank_size, config.dim) float32`` centred latent vectors of ``config.latent``.
-
-    The latent (for photonic latents: its interferometer) is drawn from
-    ``config.seed``; the bank's shots from a seed derived from it.
-    """
+def latent_source(config: TrainConfig):
+    """The run's latent: ``config.latent`` drawn from ``config.seed``, or the one recorded in
+    ``config.latent_bank_path`` (a ``qboson.latent.Bank``), checked against ``latent`` and ``dim``."""
     from .. import latent as latents
 
-    source = latents.make(config.latent, config.dim, seed=config.seed)
+    if config.latent_bank_path is None:
+        return latents.make(config.latent, config.dim, seed=config.seed)
+    bank = latents.Bank(config.latent_bank_path)
+    if bank.name != config.latent or bank.dim != config.dim:
+        raise ValueError(f"latent bank {config.latent_bank_path!r} holds {bank.name!r} latents of dim {bank.dim}, "
+                         f"but the run asks for {config.latent!r} of dim {config.dim}")
+    return bank
+
+
+def make_latent_bank(config: TrainConfig) -> np.ndarray:
+    """``(rows, config.dim) float32`` centred latent vectors streamed during training.
+
+    By default ``config.latent_bank_size`` vectors of ``config.latent`` (for photonic latents the
+    interferometer is drawn from ``config.seed``, the shots from a seed derived from it); with
+    ``config.latent_bank_path`` the first ``latent_bank_size`` rows of that bank (all if it is smaller).
+    """
+    source = latent_source(config)
+    if config.latent_bank_path is not None:
+        bank = np.asarray(source.rows(0, min(len(source), config.latent_bank_size)), dtype=np.float32)
+        return bank
     bank = np.asarray(source.sample(config.latent_bank_size, seed=_derived_seed(config.seed, "latent-bank")),
                       dtype=np.float32)
     if bank.shape != (config.latent_bank_size, config.dim):
