@@ -21,9 +21,10 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from .. import _atomic
 
 __all__ = [
     "ResultStore",
@@ -43,26 +44,14 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
 def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write ``data`` to ``path`` atomically (temporary file + os.replace; :mod:`qboson._atomic`)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    _atomic.atomic_write_bytes(path, bytes(data))
 
 
 def atomic_write_text(path: os.PathLike, text: str) -> None:
-    """Atomic text write (UTF-8), see :func:`atomic_write_bytes`."""
+    """Atomic UTF-8 text write, see :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
