@@ -55,6 +55,27 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def add_training_arguments(parser, *, data_flag: str, data_help: str, stack_help: str,
+                           optimizer: bool = False) -> None:
+    """The GAN-training flags shared by ``qboson experiment synthetic`` and ``mog`` (all optional:
+    an omitted flag keeps the profile's value)."""
+    parser.add_argument("--latents", nargs="+", help="latent kinds (qboson.latent.KINDS)")
+    parser.add_argument("--hidden", type=int, nargs="+", help="hidden widths of generator and critic")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--critic-steps", type=int)
+    parser.add_argument("--lr", type=float)
+    if optimizer:
+        parser.add_argument("--optimizer", choices=["rmsprop", "adam"])
+    parser.add_argument("--objective", choices=["wgan-gp", "nonsaturating"])
+    parser.add_argument("--gp-weight", type=float)
+    parser.add_argument(data_flag, type=int, help=data_help)
+    parser.add_argument("--n-latent", type=int, help="latent bank rows per cell")
+    parser.add_argument("--n-gen", type=int, help="generated points/vectors per evaluation")
+    parser.add_argument("--stack", type=int, help=stack_help)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def cell_name(cell: Mapping[str, Any]) -> str:
     """File-name stem of a cell: ``key=value`` pairs joined by ``__`` in the cell's order.
 

@@ -276,19 +276,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, help="seeds per latent")
     parser.add_argument("--iterations", type=int, help="generator updates per run")
     parser.add_argument("--eval-at", type=int, nargs="*", help="extra iterations at which to evaluate")
-    parser.add_argument("--latents", nargs="+", help="latent kinds (qboson.latent.KINDS)")
-    parser.add_argument("--hidden", type=int, nargs="+", help="hidden widths of generator and critic")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--critic-steps", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--objective", choices=["wgan-gp", "nonsaturating"])
-    parser.add_argument("--gp-weight", type=float)
-    parser.add_argument("--n-data", type=int, help="training points per seed")
-    parser.add_argument("--n-latent", type=int, help="latent bank rows per cell")
-    parser.add_argument("--n-gen", type=int, help="generated points per evaluation")
-    parser.add_argument("--stack", type=int, help="cells trained together (default: all pending cells)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _grid.add_training_arguments(parser, data_flag="--n-data", data_help="training points per seed",
+                                 stack_help="cells trained together (default: all pending cells)")
 
 
 def resolve_settings(args: argparse.Namespace) -> dict:
