@@ -3,8 +3,10 @@ Ryser's formula, exact distributions by enumeration, and a pooled chi-square tes
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import signal
 
 import numpy as np
 from scipy import stats
@@ -93,3 +95,19 @@ def pooled_chisquare(samples: np.ndarray, probs: dict, min_expected: float = 5.0
     obs, exp = np.array(obs, float), np.array(exp, float)
     exp *= obs.sum() / exp.sum()  # round-off in the probabilities only
     return float(stats.chisquare(obs, exp).pvalue)
+
+
+@contextlib.contextmanager
+def keyboard_interrupt_after(seconds: float):
+    """Raise KeyboardInterrupt in the main thread after ``seconds``, as Ctrl-C would."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
