@@ -76,6 +76,27 @@ def add_training_arguments(parser, *, data_flag: str, data_help: str, stack_help
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def run_experiment(name: str, args, resolve_settings, run_grid, count_key: str) -> int:
+    """The ``run(args)`` entry point shared by ``qboson experiment synthetic`` and ``mog``:
+    resolve and check the settings, train the grid, print the table; returns the exit code
+    (2 for bad settings, a settings mismatch or a corrupt result or checkpoint)."""
+    import sys
+
+    import torch
+
+    try:
+        settings = resolve_settings(args)
+        torch.set_num_threads(max(1, int(args.threads)))
+        out = Path(args.out)
+        records = run_grid(settings, out, stack=args.stack, progress=not args.no_progress)
+    except ValueError as exc:
+        print(f"qboson experiment {name}: {exc}", file=sys.stderr)
+        return 2
+    print((out / "table.md").read_text(encoding="utf-8") if records else "(no results)\n")
+    print(f"results in {out}/ (settings {json.dumps({k: settings[k] for k in (count_key, 'iterations')})})")
+    return 0
+
+
 def cell_name(cell: Mapping[str, Any]) -> str:
     """File-name stem of a cell: ``key=value`` pairs joined by ``__`` in the cell's order.
 

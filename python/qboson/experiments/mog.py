@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -305,20 +304,4 @@ def resolve_settings(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``qboson experiment mog``; returns the exit code."""
-    import torch
-
-    try:
-        settings = resolve_settings(args)
-    except ValueError as exc:
-        print(f"qboson experiment mog: {exc}", file=sys.stderr)
-        return 2
-    torch.set_num_threads(max(1, int(args.threads)))
-    out = Path(args.out)
-    try:
-        records = run_grid(settings, out, stack=args.stack, progress=not args.no_progress)
-    except ValueError as exc:
-        print(f"qboson experiment mog: {exc}", file=sys.stderr)
-        return 2
-    print((out / "table.md").read_text(encoding="utf-8") if records else "(no results)")
-    print(f"results in {out}/ (settings {json.dumps({k: settings[k] for k in ('seeds', 'iterations')})})")
-    return 0
+    return _grid.run_experiment("mog", args, resolve_settings, run_grid, "seeds")

@@ -41,7 +41,6 @@ iteration.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -352,21 +351,4 @@ def resolve_settings(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``qboson experiment synthetic``; returns the exit code."""
-    import torch
-
-    try:
-        settings = resolve_settings(args)
-    except ValueError as exc:
-        print(f"qboson experiment synthetic: {exc}", file=sys.stderr)
-        return 2
-    torch.set_num_threads(max(1, int(args.threads)))
-    out = Path(args.out)
-    try:
-        records = run_grid(settings, out, stack=args.stack, progress=not args.no_progress)
-    except ValueError as exc:  # settings mismatch, corrupt result or checkpoint
-        print(f"qboson experiment synthetic: {exc}", file=sys.stderr)
-        return 2
-    table = (out / "table.md").read_text(encoding="utf-8") if records else "(no results)\n"
-    print(table)
-    print(f"results in {out}/ (settings {json.dumps({k: settings[k] for k in ('runs', 'iterations')})})")
-    return 0
+    return _grid.run_experiment("synthetic", args, resolve_settings, run_grid, "runs")
