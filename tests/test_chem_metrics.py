@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rdkit")
@@ -57,6 +58,8 @@ def test_counts_on_a_hand_made_list() -> None:
         "novel": 2,  # c1ccccc1, CC(=O)O
         "fcd": None,
         "n_fcd": 0,
+        "fcd_unique": None,
+        "n_fcd_unique": 0,
     }
 
 
@@ -73,23 +76,30 @@ def test_train_smiles_may_be_any_iterable() -> None:
 
 def test_which_molecules_enter_fcd(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
+    scored: list[list[float]] = []
 
-    def fake_fcd(smiles, reference, *, threads=1):
+    def fake_activations(smiles, *, threads=1):
         seen.append(list(smiles))
-        return 1.25
+        return np.arange(len(smiles), dtype=np.float32)[:, None] * np.ones((1, 512), np.float32)
 
-    monkeypatch.setattr(metrics_module, "_fcd", fake_fcd)
+    def fake_frechet(acts, reference):
+        scored.append([float(a) for a in acts[:, 0]])
+        return len(acts) + 0.25 if len(acts) >= 2 else math.nan
+
+    monkeypatch.setattr(metrics_module, "chemnet_activations", fake_activations)
+    monkeypatch.setattr(metrics_module, "_frechet", fake_frechet)
     reference = object()
     generated = ["OCC", None, "*C", "CCO", "CC.O", "C1=CC=CC=C1", "bad", "CN"]
     result = evaluate_molecules(generated, train_smiles=set(), fcd_reference=reference)  # type: ignore[arg-type]
     # strictly valid only, canonical, duplicates kept, in input order
     assert seen[-1] == ["CCO", "CCO", "c1ccccc1", "CN"]
-    assert result["fcd"] == 1.25 and result["n_fcd"] == 4
+    assert result["fcd"] == 4.25 and result["n_fcd"] == 4
+    # the unique FCD takes each distinct molecule once (its first occurrence)
+    assert scored[-1] == [0.0, 2.0, 3.0] and result["fcd_unique"] == 3.25 and result["n_fcd_unique"] == 3
     result = evaluate_molecules(generated, train_smiles=set(), fcd_reference=reference, n_fcd=3)  # type: ignore[arg-type]
-    assert seen[-1] == ["CCO", "CCO", "c1ccccc1"] and result["n_fcd"] == 3
+    assert seen[-1] == ["CCO", "CCO", "c1ccccc1"] and result["n_fcd"] == 3 and result["n_fcd_unique"] == 2
     result = evaluate_molecules(["CCO", "*"], train_smiles=set(), fcd_reference=reference)  # type: ignore[arg-type]
-    assert math.isnan(result["fcd"]) and result["n_fcd"] == 1
-    assert len(seen) == 2  # fewer than two molecules: FCD is not computed
+    assert math.isnan(result["fcd"]) and result["n_fcd"] == 1 and math.isnan(result["fcd_unique"])
 
 
 @pytest.mark.parametrize("n_fcd", [-1, 1.5, True])

@@ -14,7 +14,7 @@ Typical use::
 """
 
 from ._cache import CorruptCacheError, default_cache_dir
-from .fcd import FCDReference, chemnet_activations, fcd, frechet_distance, reference_cache_path
+from .chemnet import FCDReference, chemnet_activations, fcd, frechet_distance, reference_cache_path
 from .graphs import (
     ATOM_TYPES,
     BOND_TYPES,

@@ -11,6 +11,10 @@ Definitions (counts, not fractions, as in the paper's Table II):
 * ``novel``: distinct strictly valid canonical SMILES not in ``train_smiles``.
 * ``fcd``: FCD of the strictly valid molecules (duplicates included, the first ``n_fcd``
   of them if given) against the reference; ``n_fcd`` says how many entered it.
+* ``fcd_unique``: FCD of the distinct strictly valid molecules among those (each once),
+  as the public re-implementation of arXiv 2508.19857 reports it; ``n_fcd_unique`` of them.
+  Duplicates pull ``fcd`` towards the repeated molecules, so a collapsed generator scores
+  worse on ``fcd`` than on ``fcd_unique``; both depend on the number of molecules.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import math
 from typing import Any, Sequence
 
 from ._deps import quiet_rdkit, require_rdkit
-from .fcd import FCDReference, fcd as _fcd
+import numpy as np
+
+from .chemnet import FCDReference, activation_statistics, chemnet_activations, frechet_distance
 
 __all__ = ["validity", "evaluate_molecules"]
 
@@ -55,8 +61,8 @@ def evaluate_molecules(smiles: Sequence[str | None], *, train_smiles: set[str] |
         threads: torch threads for ChemNet.
 
     Returns a dict with int ``n``, ``valid``, ``valid_loose``, ``valid_unique``, ``novel``,
-    ``n_fcd`` and float ``fcd`` (None without a reference; NaN if fewer than 2 molecules
-    are valid).
+    ``n_fcd``, ``n_fcd_unique`` and floats ``fcd``, ``fcd_unique`` (None without a reference;
+    NaN if fewer than 2 molecules enter them).
     """
     if n_fcd is not None and (isinstance(n_fcd, bool) or not isinstance(n_fcd, int) or n_fcd < 0):
         raise ValueError(f"n_fcd must be a non-negative int or None, got {n_fcd!r}")
@@ -85,9 +91,21 @@ def evaluate_molecules(smiles: Sequence[str | None], *, train_smiles: set[str] |
         "novel": len(unique - train_smiles),
         "fcd": None,
         "n_fcd": 0,
+        "fcd_unique": None,
+        "n_fcd_unique": 0,
     }
     if fcd_reference is not None:
         chosen = canonical_valid if n_fcd is None else canonical_valid[:n_fcd]
-        result["n_fcd"] = len(chosen)
-        result["fcd"] = _fcd(chosen, fcd_reference, threads=threads) if len(chosen) >= 2 else math.nan
+        first = sorted({s: i for i, s in reversed(list(enumerate(chosen)))}.values())  # first occurrences
+        acts = chemnet_activations(chosen, threads=threads) if chosen else np.zeros((0, 512), np.float32)
+        result["n_fcd"], result["n_fcd_unique"] = len(chosen), len(first)
+        result["fcd"] = _frechet(acts, fcd_reference)
+        result["fcd_unique"] = _frechet(acts[first], fcd_reference)
     return result
+
+
+def _frechet(acts: np.ndarray, reference: FCDReference) -> float:
+    if len(acts) < 2:
+        return math.nan
+    mu, sigma = activation_statistics(acts)
+    return frechet_distance(mu, sigma, reference.mu, reference.sigma)

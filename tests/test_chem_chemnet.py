@@ -1,4 +1,4 @@
-"""Tests of qboson.chem.fcd: Fréchet distance, ChemNet input, equality with fcd_torch, cache."""
+"""Tests of qboson.chem.chemnet: Fréchet distance, ChemNet input, equality with fcd_torch, cache."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 scipy_linalg = pytest.importorskip("scipy.linalg")
 
 from qboson.chem import CorruptCacheError, FCDReference, evaluate_molecules, fcd, frechet_distance  # noqa: E402
-from qboson.chem.fcd import _one_hot, activation_statistics, chemnet_activations  # noqa: E402
+from qboson.chem.chemnet import _one_hot, activation_statistics, chemnet_activations  # noqa: E402
 
 SAMPLE = Path(__file__).parent / "data" / "qm9_sample.smi"
 
@@ -128,15 +128,16 @@ def test_evaluate_molecules_with_a_real_reference() -> None:
     result = evaluate_molecules(generated, train_smiles=set(), fcd_reference=reference, n_fcd=50)
     assert result["n_fcd"] == 50 and result["valid"] == 60 and result["valid_loose"] == 62
     assert result["fcd"] == pytest.approx(fcd(smiles[100:150], reference), rel=1e-9)
+    doubled = evaluate_molecules(smiles[100:130] * 2, train_smiles=set(), fcd_reference=reference)
+    assert doubled["n_fcd"] == 60 and doubled["n_fcd_unique"] == 30
+    assert doubled["fcd_unique"] == pytest.approx(fcd(smiles[100:130], reference), rel=1e-9)
 
 
 # --------------------------------------------------------------------------- cached reference
 
 
 def test_reference_cache_round_trip_and_reuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import qboson.chem.fcd  # noqa: F401  (the name `fcd` is shadowed by the function)
-
-    fcd_module = sys.modules["qboson.chem.fcd"]
+    import qboson.chem.chemnet as fcd_module
     smiles = _fixture()[:40]
     path = tmp_path / "ref" / "qm9-test.npz"
     first = FCDReference.from_smiles(smiles, cache_path=path)
