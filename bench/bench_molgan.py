@@ -32,7 +32,7 @@ def bench_training(threads: int, iterations: int, warmup: int, batch_size: int =
     import torch
 
     from qboson.molgan.config import profile_config
-    from qboson.molgan.train import GraphData, train
+    from qboson.molgan import GraphData, train
 
     rng = np.random.default_rng(0)
     adj = np.triu(rng.integers(0, 4, (4096, 9, 9)), 1)
@@ -43,7 +43,7 @@ def bench_training(threads: int, iterations: int, warmup: int, batch_size: int =
         cfg = profile_config("paper", latent="gaussian", dim=16, threads=threads, batch_size=batch_size,
                              iterations=warmup + iterations, checkpoint_every=10**9, log_every=10**9)
         # the run's own timer counts only the training steps (no set-up, no checkpoint writing)
-        from qboson.molgan.train import load_checkpoint
+        from qboson.molgan import load_checkpoint
 
         train(cfg, tmp, data=data, latent_bank=bank, progress=False, stop_after=warmup)
         after_warmup = load_checkpoint(tmp)["elapsed_s"]

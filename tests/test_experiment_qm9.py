@@ -16,12 +16,11 @@ import importlib  # noqa: E402
 from qboson.experiments import qm9  # noqa: E402
 from qboson.molgan.config import PROFILES  # noqa: E402
 
-# the modules (``qboson.molgan.train`` the attribute is the function of the same name)
-molgan_train = importlib.import_module("qboson.molgan.train")
+molgan_train = importlib.import_module("qboson.molgan.trainer")
 molgan_evaluate = importlib.import_module("qboson.molgan.evaluate")
 
 TINY = dict(batch_size=8, latent_bank_size=64, log_every=2, checkpoint_every=4, generator_widths=(8, 16),
-            critic_conv_dims=(8,), critic_aggregation_dim=8, critic_mlp_dims=(8,))
+            critic_conv_dims=(8,), critic_aggregation_dim=8, critic_mlp_dims=(8,), curve_points=0)
 
 
 def test_parse_seeds():
@@ -49,8 +48,8 @@ def test_summarise_mean_and_standard_error():
     assert math.isnan(rows["gaussian"]["fcd_se"])  # one run: no standard error
     table = qm9.markdown_table(list(rows.values()), ["quantum", "gaussian"])
     lines = table.strip().splitlines()
-    assert lines[2].startswith("| quantum | 16 | 3 | 1.500 ± 0.500 (2 runs) | 40 ± 21 |")
-    assert lines[3].startswith("| gaussian | 16 | 1 | 3.000 | 1 |")
+    assert lines[2].startswith("| quantum | 16 | 3 | 1.500 ± 0.500 (2 runs) | n/a | 40 ± 21 |")
+    assert lines[3].startswith("| gaussian | 16 | 1 | 3.000 | n/a | 1 |")
 
 
 def _fake_data(data_seed: int = 0):

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from qboson.molgan.model import Discriminator, Generator  # noqa: E402
-from qboson.molgan.train import gradient_penalty  # noqa: E402
+from qboson.molgan import gradient_penalty  # noqa: E402
 
 
 def _random_graphs(b: int, n: int = 9, a: int = 5, r: int = 4, seed: int = 0):

@@ -12,11 +12,13 @@ torch = pytest.importorskip("torch")
 
 from qboson.molgan.config import PROFILES, TrainConfig, profile_config  # noqa: E402
 from qboson.molgan.evaluate import generate_graphs  # noqa: E402
-from qboson.molgan.train import GraphData, _real_batch, load_checkpoint, make_latent_bank, train  # noqa: E402
+from qboson.molgan import GraphData, load_checkpoint, train  # noqa: E402
+from qboson.molgan.batches import make_latent_bank, real_batch  # noqa: E402
 
 TINY = dict(latent="gaussian", dim=4, seed=3, iterations=30, batch_size=8, n_critic=5,
             generator_widths=(8, 16), critic_conv_dims=(8, 8), critic_aggregation_dim=8, critic_mlp_dims=(8,),
-            latent_bank_size=100, log_every=5, checkpoint_every=10, lr_generator=1e-3, lr_critic=1e-3)
+            latent_bank_size=100, log_every=5, checkpoint_every=10, lr_generator=1e-3, lr_critic=1e-3,
+            curve_points=0)
 
 
 def _data(n: int = 50, seed: int = 0) -> GraphData:
@@ -123,7 +125,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 def test_permutation_augmentation_permutes_whole_graphs():
     data = _data(20, seed=1)
     idx = np.arange(20)
-    e, x = _real_batch(data, idx, 1.0, np.random.default_rng(0))
+    e, x = real_batch(data, idx, 1.0, np.random.default_rng(0))
     adj, nodes = e.argmax(-1).numpy(), x.argmax(-1).numpy()
     changed = 0
     for b in range(20):
@@ -137,7 +139,7 @@ def test_permutation_augmentation_permutes_whole_graphs():
         assert pairs == ref
         changed += not np.array_equal(nodes[b], data.nodes[b])
     assert changed > 15
-    e0, x0 = _real_batch(data, idx, 0.0, np.random.default_rng(0))
+    e0, x0 = real_batch(data, idx, 0.0, np.random.default_rng(0))
     np.testing.assert_array_equal(x0.argmax(-1).numpy(), data.nodes)
 
 
@@ -253,3 +255,182 @@ def test_resume_with_a_damaged_latent_bank_is_a_clear_error(tmp_path):
     (tmp_path / "r" / "latent_bank.npy").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="latent bank"):
         train(cfg, tmp_path / "r", data=_data(), progress=False, resume=True)
+
+
+# --------------------------------------------------------------------------- readings of the paper
+
+
+def test_curve_points_are_recorded_at_even_fractions_and_kept_on_resume(tmp_path):
+    calls = []
+
+    def evaluator(gen, iteration, step):
+        calls.append(iteration)
+        z = torch.zeros(3, 4)
+        return [{"decode": "argmax", "n": 3, "valid": int(gen(z)[1].argmax(-1).sum()), "valid_unique": 1,
+                 "novel": 0, "fcd": 1.5, "fcd_unique": 1.25, "seconds": 0.0}]
+
+    cfg = TrainConfig(**{**TINY, "iterations": 20, "curve_points": 4})
+    train(cfg, tmp_path / "full", data=_data(), latent_bank=_bank(), progress=False, evaluator=evaluator)
+    assert calls == [5, 10, 15, 20]
+    with open(tmp_path / "full" / "curve.csv", newline="") as f:
+        full = list(csv.DictReader(f))
+    assert [r["iteration"] for r in full] == ["5", "10", "15", "20"]
+    assert [r["fraction"] for r in full] == ["0.25", "0.5", "0.75", "1.0"]
+
+    calls.clear()
+    train(cfg, tmp_path / "cut", data=_data(), latent_bank=_bank(), progress=False, evaluator=evaluator,
+          stop_after=12)
+    train(cfg, tmp_path / "cut", resume=True, data=_data(), progress=False, evaluator=evaluator)
+    assert calls == [5, 10, 15, 20]
+    with open(tmp_path / "cut" / "curve.csv", newline="") as f:
+        assert list(csv.DictReader(f)) == full
+
+
+def test_curve_schedule_for_generator_iterations():
+    from qboson.molgan.trainer import _curve_schedule
+
+    cfg = TrainConfig(**{**TINY, "iterations": 20_000, "iteration_unit": "generator", "curve_points": 10})
+    assert sorted(_curve_schedule(cfg)) == list(range(2000, 20_001, 2000))
+    assert _curve_schedule(cfg.replace(curve_points=0)) == set()
+    assert sorted(_curve_schedule(cfg.replace(iterations=3, curve_points=10))) == [1, 2, 3]
+
+
+def test_decode_sample_is_seeded_and_follows_the_probabilities():
+    from qboson.molgan.model import decode_graphs
+
+    g = torch.Generator().manual_seed(0)
+    edges = torch.randn(500, 9, 9, 4, generator=g)
+    nodes = torch.randn(500, 9, 5, generator=g)
+    a1 = decode_graphs(edges, nodes, "sample", torch.Generator().manual_seed(7))
+    a2 = decode_graphs(edges, nodes, "sample", torch.Generator().manual_seed(7))
+    b = decode_graphs(edges, nodes, "sample", torch.Generator().manual_seed(8))
+    assert all(torch.equal(x, y) for x, y in zip(a1, a2))
+    assert not torch.equal(a1[0], b[0])
+    atoms, adj = a1
+    assert torch.equal(adj, adj.transpose(1, 2)) and int(adj.diagonal(dim1=1, dim2=2).abs().sum()) == 0
+    # frequency of each atom class matches the softmax probabilities (4,500 draws)
+    p = torch.softmax(nodes.double(), -1).mean((0, 1))
+    freq = torch.bincount(atoms.flatten(), minlength=5).double() / atoms.numel()
+    assert torch.allclose(freq, p, atol=0.02)
+    # a very confident generator samples its argmax
+    def confident(logits):
+        return logits + 60.0 * torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1])
+
+    sharp = decode_graphs(confident(edges), confident(nodes), "sample", torch.Generator().manual_seed(1))
+    hard = decode_graphs(edges, nodes, "argmax")
+    assert torch.equal(sharp[0], hard[0])
+    upper = torch.triu(torch.ones(9, 9, dtype=torch.bool), 1)
+    assert torch.equal(sharp[1][:, upper], hard[1][:, upper])
+    with pytest.raises(ValueError, match="decode"):
+        decode_graphs(edges, nodes, "beam")
+
+
+def test_generate_graphs_decodings(tmp_path):
+    from qboson.molgan.trainer import build_models
+
+    gen, _ = build_models(TrainConfig(**TINY))
+    z = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    n1, a1 = generate_graphs(gen, z, decode="sample", seed=3)
+    n2, a2 = generate_graphs(gen, z, decode="sample", seed=3)
+    assert n1.shape == (50, 9) and a1.shape == (50, 9, 9)
+    np.testing.assert_array_equal(n1, n2)
+    np.testing.assert_array_equal(a1, a2)
+    n3, _ = generate_graphs(gen, z, decode="sample", seed=4)
+    assert not np.array_equal(n1, n3)
+    with pytest.raises(ValueError, match="decode"):
+        generate_graphs(gen, z, decode="top-k")
+
+
+def test_xavier_init():
+    from qboson.molgan.trainer import build_models
+
+    torch.manual_seed(0)
+    gen, critic = build_models(TrainConfig(**{**TINY, "init": "xavier"}))
+    for module in (gen, critic):
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.Linear):
+                fan_out, fan_in = layer.weight.shape
+                bound = (6.0 / (fan_in + fan_out)) ** 0.5
+                assert float(layer.weight.abs().max()) <= bound
+                assert float(layer.weight.abs().max()) > 0.5 * bound
+                if layer.bias is not None:
+                    assert float(layer.bias.abs().max()) == 0.0
+    torch.manual_seed(0)
+    default, _ = build_models(TrainConfig(**TINY))
+    assert float(default.z_maps[0].bias.abs().max()) > 0  # PyTorch's default keeps random biases
+    with pytest.raises(ValueError, match="init"):
+        TrainConfig(**{**TINY, "init": "orthogonal"})
+
+
+def test_new_settings_are_validated():
+    for bad in ({"decode": "greedy"}, {"curve_points": -1}, {"betas": (1.0, 0.9)}, {"betas": (0.5,)},
+                {"curve_samples": 0}, {"output_mode": "hard"}):
+        with pytest.raises(ValueError):
+            TrainConfig(**{**TINY, **bad})
+
+
+def test_flush_denormal_is_scoped_to_training():
+    from qboson.molgan.trainer import _flush_denormal
+
+    tiny = torch.tensor([1e-40], dtype=torch.float32)
+    with _flush_denormal(True):
+        assert float(tiny * 1.0) == 0.0
+    assert float(tiny * 1.0) > 0.0
+    with _flush_denormal(False):
+        assert float(tiny * 1.0) > 0.0
+
+
+def test_device_names():
+    from qboson.molgan.trainer import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    for bad in ("tpu", "gpu0", ""):
+        with pytest.raises(ValueError, match="device"):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_cli_flags_reach_the_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _data()))
+    small = {k: v for k, v in TINY.items() if k not in ("latent", "dim", "seed", "iterations", "batch_size",
+                                                        "lr_generator", "lr_critic")}
+    (tmp_path / "cfg.json").write_text(json.dumps(small))
+    argv = ["train", "--latent", "gaussian", "--dim", "4", "--out", str(tmp_path / "run"), "--config",
+            str(tmp_path / "cfg.json"), "--no-progress", "--iterations", "2", "--iteration-unit", "generator",
+            "--batch-size", "4", "--lr", "3e-4", "--betas", "0,0.9", "--critic-input", "gumbel_hard",
+            "--init", "xavier", "--decode", "sample", "--curve-points", "0"]
+    assert _cli(argv) == 0
+    cfg = load_checkpoint(tmp_path / "run")["config"]
+    assert (cfg["iteration_unit"], cfg["batch_size"], cfg["lr_generator"], cfg["lr_critic"]) == ("generator", 4,
+                                                                                                  3e-4, 3e-4)
+    assert (cfg["betas"], cfg["output_mode"], cfg["init"], cfg["decode"]) == ([0.0, 0.9], "gumbel_hard", "xavier",
+                                                                              "sample")
+    assert load_checkpoint(tmp_path / "run")["critic_step"] == 10
+
+
+def test_cli_betas_must_be_two_numbers(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _cli(["train", "--latent", "gaussian", "--out", str(tmp_path / "x"), "--betas", "0.9"])
+    assert "B1,B2" in capsys.readouterr().err
+
+
+def test_cli_train_from_a_latent_bank(tmp_path, monkeypatch):
+    from qboson.latent import Bank, generate_bank, make
+
+    monkeypatch.setattr(GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _data()))
+    generate_bank(make("gaussian", dim=4, seed=2), 300, tmp_path / "bank")
+    small = {k: v for k, v in TINY.items() if k not in ("latent", "dim", "seed", "iterations")}
+    (tmp_path / "cfg.json").write_text(json.dumps(small))
+    argv = ["train", "--latent", "gaussian", "--dim", "4", "--out", str(tmp_path / "run"), "--config",
+            str(tmp_path / "cfg.json"), "--no-progress", "--iterations", "3", "--latent-bank", str(tmp_path / "bank")]
+    assert _cli(argv) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "run" / "latent_bank.npy"),
+                                  Bank(tmp_path / "bank").rows(0, 100))
+    # regression: flags left unset no longer replace the --config file's values with the profile's
+    assert load_checkpoint(tmp_path / "run")["config"]["batch_size"] == 8
+    argv[argv.index("--latent") + 1] = "bernoulli"
+    argv[argv.index("--out") + 1] = str(tmp_path / "other")
+    assert _cli(argv) == 2  # the bank holds gaussian latents

@@ -25,11 +25,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from ..molgan.cli import add_training_flags, training_overrides
+
 __all__ = ["add_arguments", "run", "parse_seeds", "run_grid", "summarise", "METRICS"]
 
 #: (eval.json key, column title, decimals) of the table
 METRICS = (
     ("fcd", "FCD", 3),
+    ("fcd_unique", "FCD (unique)", 3),
     ("valid", "valid", 0),
     ("valid_loose", "valid (loose)", 0),
     ("valid_unique", "valid & unique", 0),
@@ -47,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process each (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--iterations", type=int, help="override the profile's iterations")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    add_training_flags(parser)
     parser.add_argument("--eval-samples", type=int, help="override the molecules generated per run (default 10000)")
     parser.add_argument("--summary-only", action="store_true", help="only write tables and plots of finished runs")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
@@ -76,23 +81,20 @@ def run_dir_name(latent: str, dim: int, seed: int) -> str:
     return f"{latent}-d{dim}-s{seed}"
 
 
-def _run_one(config_dict: dict[str, Any], run_dir: str, progress: bool) -> dict[str, Any]:
+def _run_one(config_dict: dict[str, Any], run_dir: str, progress: bool, device: str = "cpu") -> dict[str, Any]:
     """Train (or resume) and evaluate one run; executed in a worker process."""
-    import importlib
-
+    from ..molgan import evaluate as evaluation, trainer
     from ..molgan.config import TrainConfig
 
-    # modules, not functions (``qboson.molgan.train`` is also the name of the function)
-    training = importlib.import_module("qboson.molgan.train")
-    evaluation = importlib.import_module("qboson.molgan.evaluate")
     config = TrainConfig.from_dict(config_dict)
     t0 = time.perf_counter()
     summary_path = Path(run_dir) / "train_summary.json"
     if not summary_path.exists():
-        summary = training.train(config, run_dir, resume=True, progress=progress)
+        evaluator = evaluation.curve_evaluator(config, threads=config.threads) if config.curve_points else None
+        summary = trainer.train(config, run_dir, resume=True, progress=progress, evaluator=evaluator, device=device)
         if not summary["finished"]:
             raise KeyboardInterrupt
-    result = evaluation.evaluate_run(run_dir, threads=config.threads)
+    result = evaluation.evaluate_run(run_dir, threads=config.threads, device=device)
     result["wall_seconds"] = round(time.perf_counter() - t0, 1)
     return result
 
@@ -118,7 +120,8 @@ def _grid_configs(args: argparse.Namespace) -> list[tuple[Any, Path]]:
         for seed in seeds:
             for latent in latents:
                 config = profile_config(args.profile, latent=latent, dim=dim, seed=seed, threads=args.threads,
-                                        iterations=args.iterations, eval_samples=args.eval_samples)
+                                        iterations=args.iterations, eval_samples=args.eval_samples,
+                                        **training_overrides(args))
                 grid.append((config, out / run_dir_name(latent, dim, seed)))
     return grid
 
@@ -157,14 +160,14 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     if args.jobs == 1:
         for i, (config, run_dir) in enumerate(todo, 1):
-            result = _run_one(config.to_dict(), str(run_dir), progress=True)
+            result = _run_one(config.to_dict(), str(run_dir), progress=True, device=args.device)
             _report(i, len(todo), run_dir, result)
             progress_table()
     elif todo:
         import multiprocessing as mp
 
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, c.to_dict(), str(d), False): d for c, d in todo}
+            futures = {pool.submit(_run_one, c.to_dict(), str(d), False, args.device): d for c, d in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 _report(i, len(todo), futures[fut], fut.result())
                 progress_table()

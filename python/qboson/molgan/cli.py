@@ -10,9 +10,46 @@ from pathlib import Path
 __all__ = ["register"]
 
 
+def add_training_flags(p: argparse.ArgumentParser) -> None:
+    """The TrainConfig settings that the paper leaves open, as flags (shared with ``experiment qm9``)."""
+    from .config import DECODES, INITS, ITERATION_UNITS
+    from .model import OUTPUT_MODES
+
+    p.add_argument("--iteration-unit", choices=ITERATION_UNITS,
+                   help="what an iteration counts: critic updates (default) or generator updates (5 critic each)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate of both networks")
+    p.add_argument("--betas", type=_betas, metavar="B1,B2", help="Adam betas (default 0.5,0.9)")
+    p.add_argument("--critic-input", dest="output_mode", choices=OUTPUT_MODES,
+                   help="what the critic sees of a generated graph: softmax (default), gumbel, gumbel_hard")
+    p.add_argument("--init", choices=INITS, help="weight initialisation (default: PyTorch's)")
+    p.add_argument("--decode", dest="train_decode", choices=DECODES,
+                   help="decoding at evaluation: argmax (default) or sample (seeded categorical draws)")
+    p.add_argument("--curve-points", type=int, help="evaluations during training (default 10; 0 = none)")
+    p.add_argument("--curve-samples", type=int, help="molecules per curve evaluation (default 2000)")
+
+
+def training_overrides(args: argparse.Namespace) -> dict:
+    """TrainConfig fields set by :func:`add_training_flags` (None = keep the profile's)."""
+    out = dict(iteration_unit=args.iteration_unit, batch_size=args.batch_size, betas=args.betas,
+               output_mode=args.output_mode, init=args.init, decode=args.train_decode,
+               curve_points=args.curve_points, curve_samples=args.curve_samples)
+    if args.lr is not None:
+        out.update(lr_generator=args.lr, lr_critic=args.lr)
+    return out
+
+
+def _betas(text: str) -> tuple[float, float]:
+    try:
+        b1, b2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers B1,B2, got {text!r}") from None
+    return b1, b2
+
+
 def register(subparsers) -> None:
     """Add the ``train`` and ``evaluate`` sub-commands."""
-    from .config import PROFILES
+    from .config import DECODES, PROFILES
 
     p = subparsers.add_parser("train", help="train MolGAN on QM9 with a latent",
                               description="Train MolGAN (WGAN-GP, R-GCN critic) on QM9 with a latent distribution.")
@@ -22,11 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--profile", choices=sorted(PROFILES), default="paper", help="settings profile (default paper)")
     p.add_argument("--iterations", type=int, help="override the profile's iteration count")
-    p.add_argument("--iteration-unit", choices=("critic", "generator"),
-                   help="what an iteration counts: critic updates (default) or generator updates")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="learning rate of both networks")
+    add_training_flags(p)
     p.add_argument("--threads", type=int, help="torch threads (default 1)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
     p.add_argument("--latent-bank", metavar="DIR",
                    help="train from a pre-generated bank (`qboson sample ... --out DIR`) of the same latent and dim")
@@ -40,7 +75,9 @@ def register(subparsers) -> None:
                                           "novelty and FCD against the QM9 test split.")
     e.add_argument("run", help="run directory (holds checkpoint.pt)")
     e.add_argument("-n", "--samples", type=int, help="molecules to generate (default: the run's eval_samples, 10000)")
+    e.add_argument("--decode", choices=DECODES, help="argmax or sample (default: the run's config.decode)")
     e.add_argument("--no-fcd", action="store_true", help="skip FCD")
+    e.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=_evaluate)
@@ -48,26 +85,29 @@ def register(subparsers) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import TrainConfig, profile_config
-    from .train import CHECKPOINT, train
+    from .evaluate import curve_evaluator
+    from .runfiles import CHECKPOINT, load_checkpoint
+    from .trainer import train
 
     overrides = {}
-    if args.config:
-        overrides.update(json.loads(Path(args.config).read_text()))
-    overrides.update(latent=args.latent, dim=args.dim, seed=args.seed, iterations=args.iterations,
-                     iteration_unit=args.iteration_unit, batch_size=args.batch_size, threads=args.threads,
-                     checkpoint_every=args.checkpoint_every)
-    if args.latent_bank:
-        overrides.update(latent_bank_path=str(Path(args.latent_bank).resolve()))
-    if args.lr is not None:
-        overrides.update(lr_generator=args.lr, lr_critic=args.lr)
     try:
+        if args.config:
+            overrides.update(_read_config_file(args.config))
+        flags = dict(latent=args.latent, dim=args.dim, seed=args.seed, iterations=args.iterations,
+                     threads=args.threads, checkpoint_every=args.checkpoint_every, **training_overrides(args))
+        # a flag not given must not undo the --config file's value
+        overrides.update({k: v for k, v in flags.items() if v is not None})
+        if args.latent_bank:
+            overrides.update(latent_bank_path=str(Path(args.latent_bank).resolve()))
         config = profile_config(args.profile, **overrides)
         if args.resume and (Path(args.out) / CHECKPOINT).exists():
             # the run's own config wins (only the iteration count may be extended)
-            saved = TrainConfig.from_dict(json.loads((Path(args.out) / "config.json").read_text()))
+            saved = TrainConfig.from_dict(load_checkpoint(args.out)["config"])
             config = saved.replace(iterations=args.iterations or saved.iterations)
-        summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        evaluator = curve_evaluator(config, threads=config.threads) if config.curve_points else None
+        summary = train(config, args.out, resume=args.resume, progress=not args.no_progress,
+                        evaluator=evaluator, device=args.device)
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
         print(f"qboson train: {exc}", file=sys.stderr)
         return 2
     if not summary["finished"]:
@@ -78,11 +118,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_config_file(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a JSON object of TrainConfig fields")
+    return data
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run
 
     try:
-        result = evaluate_run(args.run, n_samples=args.samples, fcd=not args.no_fcd, threads=args.threads)
+        result = evaluate_run(args.run, n_samples=args.samples, decode=args.decode, fcd=not args.no_fcd,
+                              threads=args.threads, device=args.device)
     except (ValueError, FileNotFoundError) as exc:
         print(f"qboson evaluate: {exc}", file=sys.stderr)
         return 2
@@ -99,5 +150,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     fcd = result["fcd"]
     print(f"  FCD              {'skipped' if fcd is None else f'{fcd:.3f}'}  (of {result['n_fcd']} valid molecules "
           f"vs the QM9 test split)")
+    if fcd is not None:
+        print(f"  FCD (unique)     {result['fcd_unique']:.3f}  (of the {result['n_fcd_unique']} unique valid ones)")
+    print(f"  decoding         {result['decode']}")
     print(f"  time             {result['seconds']:.1f} s")
     return 0

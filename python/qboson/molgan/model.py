@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Generator", "Discriminator", "GENERATOR_WIDTHS", "OUTPUT_MODES"]
+__all__ = ["Generator", "Discriminator", "GENERATOR_WIDTHS", "OUTPUT_MODES", "init_weights", "decode_graphs"]
 
 #: hidden widths of the paper's generator
 GENERATOR_WIDTHS = (64, 176, 288, 400, 512)
@@ -139,6 +139,48 @@ class Generator(nn.Module):
             raise ValueError(f"layer {layer} has {a.shape[0]} units for {a.shape[1]} unknowns: not invertible")
         solution = torch.linalg.lstsq(a, pre.T).solution.T
         return solution[:, -self.dim:].to(hidden.dtype)
+
+
+def init_weights(module: nn.Module, scheme: str = "default") -> None:
+    """Re-initialise every ``nn.Linear`` of ``module`` in place.
+
+    ``"default"`` keeps PyTorch's initialisation (Kaiming-uniform weights); ``"xavier"``
+    draws Glorot-uniform weights and zero biases, as the original MolGAN (TensorFlow) did.
+    Draws from torch's global RNG.
+    """
+    if scheme == "default":
+        return
+    if scheme != "xavier":
+        raise ValueError(f"unknown init {scheme!r}; choose 'default' or 'xavier'")
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+@torch.no_grad()
+def decode_graphs(edges: torch.Tensor, nodes: torch.Tensor, mode: str = "argmax",
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Discrete graphs from logits: ``nodes (B, N) int64`` and symmetric ``adjacency (B, N, N) int64``.
+
+    ``mode="argmax"`` takes the most likely class; ``"sample"`` draws each atom and each bond
+    (upper triangle, mirrored) from the softmax of its logits with ``generator``.  The diagonal
+    is "no bond" either way.
+    """
+    if mode == "argmax":
+        adj = edges.argmax(-1)
+        atoms = nodes.argmax(-1)
+    elif mode == "sample":
+        b, n, _, r = edges.shape
+        adj = torch.multinomial(torch.softmax(edges.reshape(-1, r).double(), -1), 1, generator=generator)
+        adj = adj.view(b, n, n)
+        atoms = torch.multinomial(torch.softmax(nodes.reshape(-1, nodes.shape[-1]).double(), -1), 1,
+                                  generator=generator).view(b, n)
+    else:
+        raise ValueError(f"unknown decode mode {mode!r}; choose 'argmax' or 'sample'")
+    adj = torch.triu(adj, diagonal=1)
+    return atoms.long(), (adj + adj.transpose(1, 2)).long()
 
 
 def relax(

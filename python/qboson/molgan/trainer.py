@@ -1,137 +1,52 @@
-"""WGAN-GP training of MolGAN, in one loop you can read at one sitting.
+"""WGAN-GP training of MolGAN: the loop, in one function you can read at one sitting.
 
-A run directory holds::
+One critic step draws real and fake batches, scores both in one critic pass, adds
+the gradient penalty at per-sample interpolates and updates the critic; after
+every ``n_critic``-th critic step the generator is updated on a fresh latent
+batch.  ``config.iteration_unit`` says whether an *iteration* counts critic steps
+or generator steps.  The run folder's files are described in
+:mod:`qboson.molgan.runfiles`, the batches in :mod:`qboson.molgan.batches`.
 
-    config.json          the TrainConfig (also inside every checkpoint)
-    latent_bank.npy      (M, dim) float32 latent vectors drawn once for the run
-    checkpoint.pt        model, optimisers, RNG states, stream positions, iteration
-    metrics.csv          one row per ``log_every`` iterations (window means)
-    train_summary.json   written when training finishes
-
-Reproducibility: every random number of the loop comes from three generators
-created from ``config.seed`` (data order + augmentation, latent order, Gumbel /
-interpolation noise), all saved in the checkpoint, so ``resume`` continues
-bit-for-bit on CPU.  A first Ctrl-C finishes the current iteration, writes a
-checkpoint and stops; ``train(..., resume=True)`` carries on from there.
-
-One training step (``critic step``) is: draw real and fake batches, score both in
-one critic pass, add the gradient penalty at per-sample interpolates, update the
-critic; after every ``n_critic``-th critic step, update the generator on a fresh
-latent batch.  ``config.iteration_unit`` says whether an *iteration* counts
-critic steps (default) or generator steps.
+Reproducibility: every random number comes from generators seeded from
+``config.seed`` (data order + augmentation, latent order, Gumbel / interpolation
+noise), all saved in the checkpoint, so ``resume`` continues bit-for-bit on CPU.
+A first Ctrl-C finishes the current step, writes a checkpoint and stops.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
-import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
 
-from .._atomic import atomic_path, atomic_save_npy, atomic_write_text
+from .._atomic import atomic_save_npy, atomic_write_text
+from .batches import GraphData, Stream, derived_seed, make_latent_bank, real_batch
 from .config import TrainConfig
-from .model import Discriminator, Generator
+from .model import Discriminator, Generator, init_weights
+from .runfiles import (CHECKPOINT, CURVE_FIELDS, METRIC_FIELDS, LossWindow, load_checkpoint,
+                       prepare_run_dir, read_rows, save_checkpoint, stop_on_sigint, write_rows)
 
-__all__ = [
-    "GraphData",
-    "train",
-    "gradient_penalty",
-    "load_checkpoint",
-    "build_models",
-    "make_latent_bank",
-    "CHECKPOINT",
-]
+__all__ = ["train", "gradient_penalty", "build_models", "resolve_device"]
 
-CHECKPOINT = "checkpoint.pt"
-METRIC_FIELDS = ["iteration", "critic_step", "critic_loss", "wasserstein", "gradient_penalty",
-                 "generator_loss", "elapsed_s"]
-
-
-@dataclass
-class GraphData:
-    """Dense training graphs: ``nodes (N, n) int64`` atom classes, ``adjacency (N, n, n) int64`` bond classes."""
-
-    nodes: np.ndarray
-    adjacency: np.ndarray
-    n_atom_types: int = 5
-    n_bond_types: int = 4
-
-    def __post_init__(self) -> None:
-        self.nodes = np.ascontiguousarray(self.nodes, dtype=np.int64)
-        self.adjacency = np.ascontiguousarray(self.adjacency, dtype=np.int64)
-        if self.nodes.ndim != 2 or self.adjacency.shape != self.nodes.shape + self.nodes.shape[1:]:
-            raise ValueError(f"expected nodes (N, n) and adjacency (N, n, n), got {self.nodes.shape} and "
-                             f"{self.adjacency.shape}")
-        if len(self.nodes) == 0:
-            raise ValueError("no training graphs")
-        if self.nodes.min() < 0 or self.nodes.max() >= self.n_atom_types:
-            raise ValueError(f"node classes must be in [0, {self.n_atom_types})")
-        if self.adjacency.min() < 0 or self.adjacency.max() >= self.n_bond_types:
-            raise ValueError(f"bond classes must be in [0, {self.n_bond_types})")
-
-    @classmethod
-    def qm9_train(cls, data_seed: int = 0) -> "GraphData":
-        """The training split of QM9 from :mod:`qboson.chem` (needs the ``chem`` extra)."""
-        from .. import chem
-
-        g = chem.load_qm9_graphs(seed=data_seed)
-        return cls(g.nodes[g.train_idx], g.adjacency[g.train_idx], len(chem.ATOM_TYPES), len(chem.BOND_TYPES))
-
-
-def latent_source(config: TrainConfig):
-    """The run's latent: ``config.latent`` drawn from ``config.seed``, or the one recorded in
-    ``config.latent_bank_path`` (a ``qboson.latent.Bank``), checked against ``latent`` and ``dim``."""
-    from .. import latent as latents
-
-    if config.latent_bank_path is None:
-        return latents.make(config.latent, config.dim, seed=config.seed)
-    bank = latents.Bank(config.latent_bank_path)
-    if bank.name != config.latent or bank.dim != config.dim:
-        raise ValueError(f"latent bank {config.latent_bank_path!r} holds {bank.name!r} latents of dim {bank.dim}, "
-                         f"but the run asks for {config.latent!r} of dim {config.dim}")
-    return bank
-
-
-def make_latent_bank(config: TrainConfig) -> np.ndarray:
-    """``(rows, config.dim) float32`` centred latent vectors streamed during training.
-
-    By default ``config.latent_bank_size`` vectors of ``config.latent`` (for photonic latents the
-    interferometer is drawn from ``config.seed``, the shots from a seed derived from it); with
-    ``config.latent_bank_path`` the first ``latent_bank_size`` rows of that bank (all if it is smaller).
-    """
-    source = latent_source(config)
-    if config.latent_bank_path is not None:
-        bank = np.asarray(source.rows(0, min(len(source), config.latent_bank_size)), dtype=np.float32)
-        return bank
-    bank = np.asarray(source.sample(config.latent_bank_size, seed=_derived_seed(config.seed, "latent-bank")),
-                      dtype=np.float32)
-    if bank.shape != (config.latent_bank_size, config.dim):
-        raise ValueError(f"latent {config.latent!r} returned shape {bank.shape}, "
-                         f"expected {(config.latent_bank_size, config.dim)}")
-    return bank
-
-
-def _derived_seed(seed: int, purpose: str) -> int:
-    """A 63-bit seed for ``purpose`` derived from the run seed (independent streams)."""
-    tag = int.from_bytes(purpose.encode(), "little") % (2**32)
-    return int(np.random.SeedSequence([int(seed), tag]).generate_state(2, dtype=np.uint32).view(np.uint64)[0] >> 1)
+#: ``evaluator(generator, iteration, critic_step) -> rows`` records points of the training curve
+Evaluator = Callable[[Generator, int, int], list[dict[str, Any]]]
 
 
 def build_models(config: TrainConfig, n_nodes: int = 9, n_atom_types: int = 5,
                  n_bond_types: int = 4) -> tuple[Generator, Discriminator]:
-    """Generator and critic of ``config`` (weights drawn from torch's global RNG)."""
+    """Generator and critic of ``config`` (weights drawn from torch's global RNG, then ``config.init``)."""
     gen = Generator(config.dim, n_nodes, n_atom_types, n_bond_types, config.generator_widths, config.leaky_slope)
     critic = Discriminator(n_atom_types, n_bond_types, config.critic_conv_dims, config.critic_aggregation_dim,
                            config.critic_mlp_dims)
+    init_weights(gen, config.init)
+    init_weights(critic, config.init)
     return gen, critic
 
 
@@ -152,110 +67,45 @@ def gradient_penalty(critic: torch.nn.Module, real: tuple[torch.Tensor, torch.Te
     return (sq.sqrt() - 1.0).pow(2).mean()
 
 
-class _Stream:
-    """Shuffled epochs over ``size`` items; state = (numpy RNG state, permutation, position)."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self.rng = np.random.default_rng(seed)
-        self.perm = self.rng.permutation(size)
-        self.pos = 0
-
-    def take(self, k: int) -> np.ndarray:
-        if k > self.size:
-            raise ValueError(f"batch of {k} from a set of {self.size}: use a smaller batch or a larger set")
-        if self.pos + k > self.size:  # start a new epoch; the tail of the old one is dropped
-            self.perm = self.rng.permutation(self.size)
-            self.pos = 0
-        idx = self.perm[self.pos: self.pos + k]
-        self.pos += k
-        return idx
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "perm": self.perm.copy(), "pos": self.pos}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.perm = np.asarray(state["perm"])
-        self.pos = int(state["pos"])
-
-
-def _real_batch(data: GraphData, idx: np.ndarray, permute_prob: float,
-                rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-hot real graphs ``(B, n, n, R)``, ``(B, n, A)``; each graph's nodes permuted with probability ``permute_prob``."""
-    nodes, adj = data.nodes[idx], data.adjacency[idx]
-    b, n = nodes.shape
-    if permute_prob > 0:
-        keys = rng.random((b, n))
-        keys[rng.random(b) >= permute_prob] = np.arange(n)  # identity for the unpermuted graphs
-        perm = np.argsort(keys, axis=1)
-        nodes = np.take_along_axis(nodes, perm, axis=1)
-        adj = adj[np.arange(b)[:, None, None], perm[:, :, None], perm[:, None, :]]
-    e = torch.nn.functional.one_hot(torch.from_numpy(adj), data.n_bond_types).float()
-    x = torch.nn.functional.one_hot(torch.from_numpy(nodes), data.n_atom_types).float()
-    return e, x
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint dict of a run (our own file format: it holds numpy RNG states, so ``weights_only=False``)."""
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint in {run_dir} (expected {path})")
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA, then MPS, then CPU) as a
+    ``torch.device``; ``ValueError`` if that device is not available here."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated / foreign file
-        raise ValueError(f"corrupt checkpoint {path}: {exc}") from exc
-    if not isinstance(ckpt, dict) or "config" not in ckpt or "generator" not in ckpt:
-        raise ValueError(f"{path} is not a qboson MolGAN checkpoint")
-    return ckpt
-
-
-def _read_metrics(path: Path, upto_step: int) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if int(row["critic_step"]) <= upto_step]
-
-
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda, cuda:N, mps or auto") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this torch build sees no CUDA GPU")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} asked for, but MPS is not available")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {device!r}: use cpu, cuda, cuda:N, mps or auto")
+    return dev
 
 
 @contextlib.contextmanager
-def _stop_on_sigint():
-    """First Ctrl-C sets a flag (checked between iterations); a second one interrupts at once."""
-    flag = {"stop": False}
-    if not _in_main_thread():  # signal handlers can only be set from the main thread
-        yield flag
+def _flush_denormal(enabled: bool) -> Iterator[None]:
+    # Softmax outputs of a sharpening generator fall into the float32 subnormal range; CPU
+    # matmuls on subnormals ran ~15x slower here.  Flushing them changes values below 1e-38.
+    if not enabled:
+        yield
         return
-
-    def handler(signum, frame):
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
+    torch.set_flush_denormal(True)
     try:
-        yield flag
+        yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        torch.set_flush_denormal(False)
 
 
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+def _curve_schedule(config: TrainConfig) -> set[int]:
+    """Iterations at which the curve is evaluated: ``curve_points`` evenly spaced, the last one included."""
+    k = config.curve_points
+    return {max(1, round(i * config.iterations / k)) for i in range(1, k + 1)} if k else set()
 
 
 def train(
@@ -268,6 +118,8 @@ def train(
     progress: bool = True,
     stop_after: Optional[int] = None,
     callback: Optional[Callable[[dict[str, Any]], None]] = None,
+    evaluator: Optional[Evaluator] = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """Train MolGAN into ``out_dir`` and return the summary dict (also saved as ``train_summary.json``).
 
@@ -275,13 +127,18 @@ def train(
     ``latent_bank``: ``(M, dim)`` latent vectors (default: drawn with :func:`make_latent_bank`).
     ``resume``: continue from ``out_dir/checkpoint.pt`` if there is one, else start (the
     saved config is used; ``config`` may only change ``iterations``, to extend a run).
-    Without ``resume`` an existing checkpoint is an error (``FileExistsError``).
+    ``out_dir`` must be new, empty, or a qboson run folder (``FileExistsError`` otherwise);
+    without ``resume`` an existing checkpoint is an error too.
+    ``evaluator``: called at ``config.curve_points`` evenly spaced iterations; its rows go to
+    ``curve.csv`` (see :func:`qboson.molgan.evaluate.curve_evaluator`).
+    ``device``: where the networks, latents and graphs live (see :func:`resolve_device`);
+    resume is bit-for-bit on CPU only.
     ``stop_after``: stop (with a checkpoint) after this many critic steps in total, as an
     interruption would; used by tests.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.threads)
+    dev = resolve_device(device)
+    prepare_run_dir(out, resume=resume)
     ckpt = None
     if resume and (out / CHECKPOINT).exists():
         ckpt = load_checkpoint(out)
@@ -291,15 +148,15 @@ def train(
                     if config.to_dict()[k] != v and k != "iterations"}
             raise ValueError(f"cannot resume {out}: config differs from the checkpoint's: {diff}")
         config = saved.replace(iterations=config.iterations)
-    elif (out / CHECKPOINT).exists():
-        raise FileExistsError(f"{out} already holds a run; pass resume=True (--resume) or use a new directory")
+    torch.set_num_threads(config.threads)
     atomic_write_text(out / "config.json", config.to_json() + "\n")
 
     data = GraphData.qm9_train(config.data_seed) if data is None else data
+    graphs = data.to(dev)
     bank_path = out / "latent_bank.npy"
     if ckpt is not None:
         try:
-            latent_bank = np.load(bank_path)
+            latent_bank = np.load(bank_path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot resume {out}: latent bank {bank_path} is missing or damaged ({exc})") from exc
         if latent_bank.ndim != 2 or latent_bank.shape[1] != config.dim:
@@ -309,18 +166,20 @@ def train(
         if latent_bank.ndim != 2 or latent_bank.shape[1] != config.dim:
             raise ValueError(f"latent_bank must have shape (M, {config.dim}), got {latent_bank.shape}")
         atomic_save_npy(bank_path, latent_bank)
-    bank = torch.from_numpy(np.ascontiguousarray(latent_bank, dtype=np.float32))
+    bank = torch.from_numpy(np.ascontiguousarray(latent_bank, dtype=np.float32)).to(dev)
 
     # --- models, optimisers, random streams -------------------------------------------------
-    torch.manual_seed(_derived_seed(config.seed, "init"))
-    gen, critic = build_models(config, data.nodes.shape[1], data.n_atom_types, data.n_bond_types)
+    torch.manual_seed(derived_seed(config.seed, "init"))
+    gen, critic = build_models(config, *data.shape)
+    gen.to(dev)
+    critic.to(dev)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_generator, betas=config.betas)
     opt_d = torch.optim.Adam(critic.parameters(), lr=config.lr_critic, betas=config.betas)
-    real_stream = _Stream(len(data.nodes), _derived_seed(config.seed, "data-order"))
-    latent_stream = _Stream(len(bank), _derived_seed(config.seed, "latent-order"))
-    augment_rng = np.random.default_rng(_derived_seed(config.seed, "augment"))
-    noise = torch.Generator().manual_seed(_derived_seed(config.seed, "noise"))
-    step, elapsed, window, rows = 0, 0.0, _Window(), []
+    real_stream = Stream(len(data.nodes), derived_seed(config.seed, "data-order"))
+    latent_stream = Stream(len(bank), derived_seed(config.seed, "latent-order"))
+    augment_rng = np.random.default_rng(derived_seed(config.seed, "augment"))
+    noise = torch.Generator(device=dev).manual_seed(derived_seed(config.seed, "noise"))
+    step, elapsed, window, rows, curve = 0, 0.0, LossWindow(), [], []
     if ckpt is not None:
         gen.load_state_dict(ckpt["generator"])
         critic.load_state_dict(ckpt["critic"])
@@ -332,38 +191,42 @@ def train(
         noise.set_state(ckpt["noise_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
         step, elapsed = int(ckpt["critic_step"]), float(ckpt["elapsed_s"])
-        window = _Window(**ckpt["window"])
-        rows = _read_metrics(out / "metrics.csv", step)
+        window = LossWindow(**ckpt["window"])
+        rows = read_rows(out / "metrics.csv", step)
+        curve = read_rows(out / "curve.csv", step)
 
-    def save_checkpoint() -> None:
-        _atomic_torch_save({
-            "config": config.to_dict(), "critic_step": step,
-            "graph_shape": (data.nodes.shape[1], data.n_atom_types, data.n_bond_types), "iteration": _iteration(config, step),
+    def checkpoint() -> None:
+        write_rows(out / "metrics.csv", METRIC_FIELDS, rows)  # logs first: see runfiles
+        write_rows(out / "curve.csv", CURVE_FIELDS, curve)
+        save_checkpoint({
+            "config": config.to_dict(), "critic_step": step, "graph_shape": list(data.shape),
+            "iteration": _iteration(config, step), "device": str(dev),
             "generator": gen.state_dict(), "critic": critic.state_dict(),
             "opt_generator": opt_g.state_dict(), "opt_critic": opt_d.state_dict(),
             "real_stream": real_stream.state_dict(), "latent_stream": latent_stream.state_dict(),
             "augment_rng": augment_rng.bit_generator.state, "noise_rng": noise.get_state(),
-            "torch_rng": torch.get_rng_state(), "elapsed_s": elapsed, "window": window.__dict__,
+            "torch_rng": torch.get_rng_state(), "elapsed_s": elapsed, "window": dict(window.__dict__),
         }, out / CHECKPOINT)
-        _write_metrics(out / "metrics.csv", rows)
 
     total = config.critic_steps
     per_iter = config.n_critic if config.iteration_unit == "generator" else 1
+    curve_at = _curve_schedule(config)
     B = config.batch_size
     last_g_loss = float("nan")
 
     # --- the loop ------------------------------------------------------------------------------
-    with _stop_on_sigint() as flag, _bar(config, step, progress) as bar:
+    with stop_on_sigint() as flag, _flush_denormal(config.flush_denormal and dev.type == "cpu"), \
+            _bar(config, step, progress) as bar:
         while step < total:
             t0 = time.perf_counter()
             # critic update: real and fake scored in one pass, penalty at per-sample interpolates
-            real = _real_batch(data, real_stream.take(B), config.permute_prob, augment_rng)
-            z = bank[latent_stream.take(B)]
+            real = real_batch(graphs, real_stream.take(B), config.permute_prob, augment_rng)
+            z = bank[torch.from_numpy(latent_stream.take(B)).to(dev)]
             with torch.no_grad():
                 fake = gen.graphs(z, config.output_mode, config.temperature, noise)
             scores = critic(torch.cat([real[0], fake[0]]), torch.cat([real[1], fake[1]]))
             wasserstein = scores[:B].mean() - scores[B:].mean()
-            eps = torch.rand(B, generator=noise)
+            eps = torch.rand(B, generator=noise, device=dev)
             gp = gradient_penalty(critic, real, fake, eps)
             d_loss = -wasserstein + config.gp_weight * gp
             opt_d.zero_grad(set_to_none=True)
@@ -372,7 +235,7 @@ def train(
             step += 1
             # generator update every n_critic critic steps, on a fresh latent batch
             if step % config.n_critic == 0:
-                z = bank[latent_stream.take(B)]
+                z = bank[torch.from_numpy(latent_stream.take(B)).to(dev)]
                 critic.requires_grad_(False)
                 g_loss = -critic(*gen.graphs(z, config.output_mode, config.temperature, noise)).mean()
                 opt_g.zero_grad(set_to_none=True)
@@ -394,18 +257,25 @@ def train(
                                     g=f"{last_g_loss:.3f}", refresh=False)
                     if callback is not None:
                         callback(row)
-                    window = _Window()
-                if iteration % config.checkpoint_every == 0 or step == total:
-                    save_checkpoint()
+                    window = LossWindow()
+                evaluated = evaluator is not None and iteration in curve_at
+                if evaluated:
+                    gen.eval()
+                    for point in evaluator(gen, iteration, step):
+                        curve.append({**point, "iteration": iteration, "critic_step": step,
+                                      "fraction": round(iteration / config.iterations, 4)})
+                    gen.train()
+                if evaluated or iteration % config.checkpoint_every == 0 or step == total:
+                    checkpoint()
             if flag["stop"] or (stop_after is not None and step >= stop_after):
-                save_checkpoint()  # a consistent state after a whole critic step
+                checkpoint()  # a consistent state after a whole critic step
                 return {"finished": False, "critic_step": step, "iteration": _iteration(config, step)}
 
     summary = {
         "finished": True, "critic_step": step, "iteration": _iteration(config, step),
-        "iteration_unit": config.iteration_unit, "train_seconds": elapsed,
+        "iteration_unit": config.iteration_unit, "train_seconds": elapsed, "device": str(dev),
         "iterations_per_second": _iteration(config, step) / elapsed if elapsed > 0 else math.nan,
-        "final": rows[-1] if rows else None,
+        "final": rows[-1] if rows else None, "curve": curve,
     }
     atomic_write_text(out / "train_summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
@@ -413,34 +283,6 @@ def train(
 
 def _iteration(config: TrainConfig, step: int) -> int:
     return step // (config.n_critic if config.iteration_unit == "generator" else 1)
-
-
-@dataclass
-class _Window:
-    """Running sums of the losses since the last log row."""
-
-    n_critic: int = 0
-    critic_loss: float = 0.0
-    wasserstein: float = 0.0
-    gp: float = 0.0
-    n_gen: int = 0
-    generator_loss: float = 0.0
-
-    def add_critic(self, loss: float, w: float, gp: float) -> None:
-        self.n_critic += 1
-        self.critic_loss += loss
-        self.wasserstein += w
-        self.gp += gp
-
-    def add_generator(self, loss: float) -> None:
-        self.n_gen += 1
-        self.generator_loss += loss
-
-    def row(self, iteration: int, step: int, elapsed: float) -> dict[str, Any]:
-        n, g = max(self.n_critic, 1), self.n_gen
-        return {"iteration": iteration, "critic_step": step, "critic_loss": self.critic_loss / n,
-                "wasserstein": self.wasserstein / n, "gradient_penalty": self.gp / n,
-                "generator_loss": self.generator_loss / g if g else math.nan, "elapsed_s": round(elapsed, 3)}
 
 
 @contextlib.contextmanager
