@@ -156,3 +156,20 @@ def test_grid_plots(tmp_path, tiny_grid):
     n_train = len(tiny_grid["train"])
     assert qm9.run(_args(tmp_path, seeds="0-1", latents="gaussian", summary_only=True, no_plots=True)) == 0
     assert (grid / "table.md").exists() and len(tiny_grid["train"]) == n_train
+
+
+def test_quality_curves_are_read_and_plotted(tmp_path):
+    pytest.importorskip("matplotlib")
+    from qboson.molgan.runfiles import CURVE_FIELDS, write_rows
+
+    rows = [{"iteration": i, "critic_step": 5 * i, "fraction": i / 20, "decode": d, "n": 100, "valid": 50,
+             "valid_unique": 10 + i, "novel": 5, "fcd": 10.0 / i, "fcd_unique": 8.0 / i, "seconds": 1.0}
+            for i in (10, 20) for d in ("argmax", "sample")]
+    (tmp_path / "a").mkdir()
+    write_rows(tmp_path / "a" / "curve.csv", CURVE_FIELDS, rows)
+    (tmp_path / "b").mkdir()  # a run without a curve is skipped
+    curve = qm9.read_quality_curve(tmp_path / "a")
+    assert [(r["iteration"], r["decode"], r["fcd"]) for r in curve][:2] == [(10.0, "argmax", 1.0), (10.0, "sample", 1.0)]
+    path = qm9.plot_quality_curves({"a": tmp_path / "a", "b": tmp_path / "b"}, tmp_path / "q.png")
+    assert path is not None and path.stat().st_size > 1000
+    assert qm9.plot_quality_curves({"b": tmp_path / "b"}, tmp_path / "none.png") is None

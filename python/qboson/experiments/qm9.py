@@ -8,6 +8,7 @@ plus ``eval.json`` from ``qboson evaluate``).  The grid is resumable: a run with
     <out>/table.csv, table.md   mean ± standard error over seeds, per latent and dim
     <out>/fcd.png               FCD per latent, mean ± s.e. with the single runs
     <out>/training_curves.png   critic Wasserstein estimate and generator loss vs iteration
+    <out>/quality_curves.png    FCD and valid & unique during training (each run's curve.csv)
     <out>/molecules-<latent>-d<dim>.png   distinct valid molecules of the lowest seed's run
 """
 
@@ -273,6 +274,9 @@ def write_outputs(out: Path, results: list[dict[str, Any]], order: Sequence[str]
     if plots and results:
         plot_fcd(out, results, order)
         plot_training_curves(out, results, order)
+        runs = {f"{r['latent']} d={r['dim']} s={r['seed']}": out / run_dir_name(r["latent"], r["dim"], r["seed"])
+                for r in sorted(results, key=lambda r: (r["dim"], r["latent"], r["seed"]))}
+        plot_quality_curves(runs, out / "quality_curves.png")
         for (latent, dim) in sorted({(r["latent"], r["dim"]) for r in results}):
             seed = min(r["seed"] for r in results if r["latent"] == latent and r["dim"] == dim)
             molecule_grid(out / run_dir_name(latent, dim, seed), out / f"molecules-{latent}-d{dim}.png",
@@ -356,6 +360,58 @@ def plot_training_curves(out: Path, results: list[dict[str, Any]], order: Sequen
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     path = out / "training_curves.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def read_quality_curve(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of a run's ``curve.csv`` with numbers parsed (empty if the run has none)."""
+    path = Path(run_dir) / "curve.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        out.append({k: (v if k == "decode" else float(v) if v not in ("", "None") else math.nan)
+                    for k, v in r.items()})
+    return out
+
+
+def plot_quality_curves(runs: dict[str, Path], path: Path, title: str = "") -> Optional[Path]:
+    """FCD (all valid and unique valid) and valid & unique vs training iteration, one line per run and decoding.
+
+    ``runs`` maps a label to a run folder; runs without ``curve.csv`` are skipped; returns None if none has one.
+    """
+    curves = {label: read_quality_curve(d) for label, d in runs.items()}
+    curves = {k: v for k, v in curves.items() if v}
+    if not curves:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    styles = {"argmax": "-", "sample": "--"}
+    for c, (label, rows) in enumerate(curves.items()):
+        for decode in sorted({r["decode"] for r in rows}):
+            sel = [r for r in rows if r["decode"] == decode]
+            x = [r["iteration"] for r in sel]
+            kw = dict(color=f"C{c % 10}", linestyle=styles.get(decode, ":"), marker="o", markersize=3,
+                      label=f"{label} ({decode})")
+            axes[0].plot(x, [r["fcd"] for r in sel], **kw)
+            axes[1].plot(x, [r["fcd_unique"] for r in sel], **kw)
+            axes[2].plot(x, [r["valid_unique"] / r["n"] for r in sel], **kw)
+    n = int(next(iter(curves.values()))[0]["n"])
+    axes[0].set_title(f"FCD, all valid ({n} generated)")
+    axes[1].set_title("FCD, unique valid")
+    axes[2].set_title("valid & unique / generated")
+    for ax in axes:
+        ax.set_xlabel("iteration")
+    axes[0].set_yscale("log")
+    axes[1].set_yscale("log")
+    axes[2].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
