@@ -78,7 +78,17 @@ def test_one_hot_equals_fcd_torch_input() -> None:
     np.testing.assert_array_equal(_one_hot(smiles), expected)
 
 
+def _sqrtm_trace_distance(mu1, s1, mu2, s2) -> float:
+    """The Fréchet distance with SciPy's general matrix square root (not our eigen route)."""
+    covmean = scipy_linalg.sqrtm(s1 @ s2)
+    covmean = covmean[0] if isinstance(covmean, tuple) else covmean  # older SciPy returned (root, error)
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real))
+
+
 def test_fcd_equals_fcd_torch() -> None:
+    """fcd_torch's own ChemNet statistics (``FCD.precalc``), whatever SciPy is installed: ``FCD.__call__``
+    passes ``sqrtm(disp=...)``, which SciPy 1.18 removed, so the distance is taken with ``sqrtm`` here."""
     fcd_torch = pytest.importorskip("fcd_torch")
     smiles = _fixture()
     ref, gen = smiles[:120], smiles[120:240]
@@ -91,11 +101,13 @@ def test_fcd_equals_fcd_torch() -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.set_num_threads(1)  # as fast as it gets on a busy 2-core machine
         try:
-            theirs = fcd_torch.FCD(device="cpu", n_jobs=1, batch_size=64)(ref, gen)
-        except TypeError as exc:  # SciPy >= 1.18 removed sqrtm(disp=...), which fcd_torch passes
-            pytest.skip(f"fcd_torch cannot run with this SciPy: {exc}")
+            model = fcd_torch.FCD(device="cpu", n_jobs=1, batch_size=64)
+            their_ref, their_gen = model.precalc(ref), model.precalc(gen)
         finally:
             torch.set_num_threads(threads_before)
+    np.testing.assert_allclose(reference.mu, their_ref["mu"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reference.sigma, their_ref["sigma"], rtol=1e-4, atol=1e-6)
+    theirs = _sqrtm_trace_distance(their_gen["mu"], their_gen["sigma"], their_ref["mu"], their_ref["sigma"])
     assert 0.5 < theirs < 50  # two different molecule sets, not a degenerate case
     # measured: 1.4e-7 relative (float32 ChemNet activations, float64 statistics on both sides)
     assert ours == pytest.approx(theirs, rel=1e-6)
