@@ -266,8 +266,11 @@ def write_outputs(out: Path, results: list[dict[str, Any]], order: Sequence[str]
     rows = summarise(results)
     table = markdown_table(rows, order)
     n_samples = sorted({r["n"] for r in results})
-    note = (f"\nMolGAN on QM9, profile `{profile}`; per run {', '.join(map(str, n_samples))} generated molecules; "
-            "mean ± standard error over seeds. FCD of the strictly valid molecules against the QM9 test split.\n")
+    decodes = sorted({r.get("decode", "argmax") for r in results})
+    note = (f"\nMolGAN on QM9, profile `{profile}`; per run {', '.join(map(str, n_samples))} generated molecules, "
+            f"decoded by {' and '.join(decodes)}; mean ± standard error over seeds. FCD: of all strictly valid "
+            "molecules (duplicates included); FCD (unique): of the distinct valid ones; both against the QM9 "
+            "test split.\n")
     atomic_write_text(out / "table.md", table + note)
     atomic_write_text(out / "table.csv", _csv_text(rows))
     atomic_write_text(out / "runs.csv", _csv_text(sorted(results, key=lambda r: (r["dim"], r["latent"], r["seed"]))))
