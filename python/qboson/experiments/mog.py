@@ -154,7 +154,8 @@ def run_grid(settings: dict, out: Path, *, stack: Optional[int] = None, progress
 
     from .gan import train_stack
 
-    store = _grid.ResultStore(out, {k: v for k, v in settings.items() if k not in _NOT_RESULT_SETTINGS})
+    store = _grid.ResultStore(out, {k: v for k, v in settings.items() if k not in _NOT_RESULT_SETTINGS},
+                              kind="experiment-mog")
     grid = cells(settings)
     todo = store.pending(grid)
     stack = int(stack or max(1, len(todo)))
@@ -238,7 +239,7 @@ def plot_grid(store: _grid.ResultStore, grid: list[dict], settings: dict, iterat
             npz = store.path({"latent": lat, "seed": s}, ".npz")
             pts = None
             if npz.exists():
-                with np.load(npz) as f:
+                with np.load(npz, allow_pickle=False) as f:
                     pts = f[f"iter{iteration}"] if f"iter{iteration}" in f.files else None
             panels.append((lat, pts))
         for col, (name, pts) in enumerate(panels):
