@@ -149,8 +149,10 @@ class ResultStore:
         if path.exists():
             try:
                 old = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 raise ValueError(f"{path} is unreadable or corrupt: {exc}") from exc
+            if not isinstance(old, dict):
+                raise ValueError(f"{path} is corrupt: not a JSON object of settings")
             if old != self.settings:
                 keys = sorted(set(old) | set(self.settings))
                 diff = [k for k in keys if old.get(k) != self.settings.get(k)]
@@ -174,10 +176,17 @@ class ResultStore:
             return None
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ValueError(f"result file {path} is corrupt ({exc}); delete it to recompute that cell") from exc
         if not isinstance(result, dict) or result.get("cell") != _canonical(dict(cell)):
             raise ValueError(f"result file {path} does not hold the result of cell {dict(cell)}; delete it")
+        evals = result.get("evaluations", [])
+        if not isinstance(evals, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("iteration"), int) and not isinstance(e.get("iteration"), bool)
+            for e in evals
+        ):
+            raise ValueError(f"result file {path} is corrupt: 'evaluations' must be a list of objects with an "
+                             "integer 'iteration'; delete it to recompute that cell")
         return result
 
     def save(self, cell: Mapping[str, Any], result: Mapping[str, Any]) -> Path:
