@@ -17,7 +17,15 @@ present they are merged into a new data file (atomically), the metadata is rewri
 and :func:`qboson.distributed.generate_bank`, so both produce byte-identical banks.
 
 A bank can grow: generating more shots into an existing bank appends rows
-``[old_shots, new_shots)`` of the same stream.
+``[old_shots, new_shots)`` of the same stream.  Readers that opened it before keep their rows
+(they follow the new data file by name).  A finished bank keeps its recorded normalisation
+unless told otherwise (``normalisation=`` of :func:`generate_bank`).
+
+Safety: generation writes only into a missing or empty folder or an existing bank
+(:func:`check_bank_dir`), and deletes only the names it writes (``samples[-N].npy``,
+``chunks/<start>-<stop>.npy`` and their temporary files).  Every field of ``bank.json`` is
+checked before use; anything wrong is a :class:`BankError`.  The merge uses ordinary file
+writes, so a full disk is a BankError that leaves the bank resumable.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ __all__ = [
     "compute_chunk",
     "finalize",
     "chunk_ranges",
+    "check_bank_dir",
     "default_chunk_size",
 ]
 
