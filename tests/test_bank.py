@@ -238,3 +238,199 @@ def test_second_writer_is_refused_while_a_bank_is_being_generated(tmp_path):
     with writer_lock(out):
         pass
     assert len(generate_bank(make("gaussian", dim=4, seed=0), 10, out)) == 10
+
+
+# ---------------------------------------------------------------------------------------------
+# issue #12: hostile metadata, full disks, growing under readers, lock and cleanup durability
+
+
+def _edit_meta(root, **changes):
+    meta = json.loads((root / "bank.json").read_text())
+    for k, v in changes.items():
+        if isinstance(v, dict) and isinstance(meta.get(k), dict):
+            meta[k].update(v)
+        else:
+            meta[k] = v
+    (root / "bank.json").write_text(json.dumps(meta))
+    return meta
+
+
+def test_bank_metadata_with_a_wrong_dim_is_refused(tmp_path):
+    root = _bank(tmp_path)
+    data = np.load(root / "samples.npy")
+    np.save(root / "samples.npy", np.ascontiguousarray(data[:, :4]))  # data file and metadata agree on dim 4 ...
+    meta = _edit_meta(root, dim=4)
+    meta["normalisation"]["mean"] = meta["normalisation"]["mean"][:4]
+    (root / "bank.json").write_text(json.dumps(meta))
+    with pytest.raises(BankError, match="'dim'"):  # ... but the latent it names has dim 8
+        Bank(root, verify=False)
+
+
+def test_bank_metadata_with_a_short_mean_is_refused(tmp_path):
+    root = _bank(tmp_path)
+    _edit_meta(root, normalisation={"mean": [0.5]})
+    with pytest.raises(BankError, match="'mean' must be 8 finite numbers"):
+        Bank(root)
+
+
+def test_bank_data_file_outside_the_bank_is_refused(tmp_path):
+    root = _bank(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    (root / "samples.npy").rename(tmp_path / "elsewhere" / "samples.npy")
+    for name in ("../elsewhere/samples.npy", str(tmp_path / "elsewhere" / "samples.npy"), "bank.json", 7):
+        _edit_meta(root, data_file=name)
+        with pytest.raises(BankError, match="data_file"):
+            Bank(root)
+
+
+def test_npy_header_whose_size_overflows_int64_is_refused(tmp_path):
+    from qboson.latent.bank import npy_header
+
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as f:  # a header only: shape (2**32, 2**32) of float64 is 2**67 bytes
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (2**32, 2**32)})
+    with pytest.raises(BankError, match="more than any file"):
+        npy_header(path)
+    root = _bank(tmp_path)
+    (root / "samples.npy").write_bytes(path.read_bytes())
+    _edit_meta(root, shots=2**32, dtype="<f8")
+    with pytest.raises(BankError):
+        Bank(root, verify=False)
+
+
+def test_bank_metadata_fields_of_the_wrong_type_are_bank_errors(tmp_path):
+    root = _bank(tmp_path)
+    good = (root / "bank.json").read_text()
+    for change in ({"shots": "500"}, {"shots": -1}, {"shots": 1e400}, {"dim": None}, {"dim": True},
+                   {"dtype": "O"}, {"dtype": [1]}, {"dtype": "<U4"}, {"chunk_size": 0}, {"sha256": 5},
+                   {"normalisation": [1]}, {"normalisation": {"std": [float("nan")] * 8}},
+                   {"normalisation": {"centre": "yes"}}, {"spec": [1]}, {"seed": "x"}):
+        (root / "bank.json").write_text(good)
+        _edit_meta(root, **change)
+        with pytest.raises(BankError):
+            Bank(root)
+    (root / "bank.json").write_text("[" * 100_000)
+    with pytest.raises(BankError, match="invalid JSON"):
+        Bank(root)
+
+
+def _straight_bank(tmp_path, z, shots):
+    return Bank(generate_bank(z, shots, tmp_path / "straight", chunk_size=100).path)
+
+
+@pytest.mark.parametrize("grow", [False, True])
+def test_full_disk_during_merge_is_a_bank_error_and_resumes(tmp_path, monkeypatch, grow):
+    import errno
+
+    import qboson.latent.bank as bank_module
+
+    z = make("quantum", dim=8, seed=1)
+    root = tmp_path / "b"
+    if grow:
+        generate_bank(z, 200, root, chunk_size=100)
+    calls = []
+
+    def disk_full(f, data):
+        calls.append(1)
+        if len(calls) > 2:  # a few blocks get through first
+            raise OSError(errno.ENOSPC, "No space left on device")
+        f.write(data)
+
+    monkeypatch.setattr(bank_module, "_write_block", disk_full)
+    with pytest.raises(BankError, match="disk is full.*rerun"):
+        generate_bank(z, 450, root, chunk_size=100)
+    monkeypatch.undo()
+    assert not list(root.glob(".samples*"))  # no partial data file left
+    if grow:
+        assert len(Bank(root)) == 200  # the old bank is intact
+    bank = generate_bank(z, 450, root)
+    assert bank.generation["chunks_computed"] == 0  # the finished chunks were kept
+    straight = _straight_bank(tmp_path, z, 450)
+    assert (root / bank.metadata["data_file"]).read_bytes() == (straight.path / "samples.npy").read_bytes()
+    np.testing.assert_array_equal(bank.raw, qboson.sample(4, 8, 450, seed=1))
+
+
+def test_full_disk_at_preallocation_is_a_bank_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    z = make("gaussian", dim=4, seed=0)
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space, raising=False)
+    with pytest.raises(BankError, match="disk is full"):
+        generate_bank(z, 300, tmp_path / "b", chunk_size=100)
+    monkeypatch.undo()
+    assert len(generate_bank(z, 300, tmp_path / "b")) == 300
+
+
+def test_merged_data_file_is_a_standard_npy(tmp_path):
+    z = make("quantum", dim=8, seed=2)
+    bank = generate_bank(z, 300, tmp_path / "b", chunk_size=64)
+    np.save(tmp_path / "ref.npy", qboson.sample(4, 8, 300, seed=2).astype(bank.raw.dtype))
+    assert (tmp_path / "b" / "samples.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()
+
+
+def test_growing_a_bank_does_not_break_open_readers(tmp_path):
+    z = make("quantum", dim=8, seed=1)
+    root = tmp_path / "b"
+    generate_bank(z, 250, root, chunk_size=100)
+    reader = Bank(root)
+    worker_copy = pickle.dumps(reader)  # what a DataLoader worker receives
+    mapped = Bank(root)
+    first = mapped.rows(0, 250)  # mapped before the growth
+    generate_bank(z, 450, root)
+    assert not (root / "samples.npy").exists()
+    for bank in (reader, pickle.loads(worker_copy), mapped):
+        assert len(bank) == 250
+        np.testing.assert_array_equal(bank.rows(0, 250), first)
+        np.testing.assert_array_equal(bank.take([249, 0]), first[[249, 0]])
+    reader.verify()
+
+
+def test_bank_writer_lock_survives_the_unlink_race(tmp_path, monkeypatch):
+    """A writer that opened .lock just before the previous holder removed it must not count as holding it."""
+    import os
+
+    import qboson.latent.bank as bank_module
+
+    root = tmp_path / "b"
+    root.mkdir()
+    (root / ".lock").touch()
+    real_open = bank_module._open_lock
+    raced = []
+
+    def open_then_previous_holder_leaves(path):
+        handle = real_open(path)
+        if not raced:
+            raced.append(1)
+            os.unlink(path)  # the previous holder's cleanup, between our open and our flock
+        return handle
+
+    monkeypatch.setattr(bank_module, "_open_lock", open_then_previous_holder_leaves)
+    with bank_module.writer_lock(root):
+        monkeypatch.setattr(bank_module, "_open_lock", real_open)
+        with pytest.raises(BankError, match="another process"):
+            with bank_module.writer_lock(root):
+                pass
+
+
+def test_chunks_left_by_a_crash_after_the_merge_are_cleaned(tmp_path, monkeypatch):
+    import qboson.latent.bank as bank_module
+
+    z = make("quantum", dim=8, seed=1)
+    root = tmp_path / "b"
+    monkeypatch.setattr(bank_module, "_remove_merged_chunks", lambda root, shots: None)  # crash before cleanup
+    generate_bank(z, 300, root, chunk_size=100)
+    monkeypatch.undo()
+    assert len(list((root / "chunks").glob("*.npy"))) == 3
+    (root / "chunks" / "mine.txt").write_text("not qboson's")
+    Bank(root)  # opening cleans what qboson left ...
+    assert sorted(p.name for p in (root / "chunks").iterdir()) == ["mine.txt"]  # ... and only that
+    (root / "chunks" / "mine.txt").unlink()
+    (root / "chunks" / "000000000000-000000000100.npy").write_bytes(b"stale")
+    (root / "samples-7.npy.bak").write_bytes(b"user backup")
+    generate_bank(z, 400, root, chunk_size=100)  # so does resuming / growing
+    assert sorted(p.name for p in root.iterdir()) == ["bank.json", "samples-400.npy", "samples-7.npy.bak"]

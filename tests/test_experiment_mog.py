@@ -133,3 +133,17 @@ def test_paper_profile_settings_follow_the_paper():
     assert (p["seeds"], p["iterations"], p["batch_size"], p["critic_steps"]) == (5, 5000, 32, 5)
     assert p["hidden"] == [256, 256] and p["lr"] == 5e-4 and p["betas"] == [0.0, 0.9]
     assert p["gp_weight"] == 10.0 and p["latents"] == ["quantum", "photonic", "gaussian", "bernoulli"]
+
+
+def test_corrupt_points_file_is_a_clear_error(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert _run(tmp_path / "a", "--latents", "gaussian") == 0
+    npz = tmp_path / "a" / "cells" / "latent=gaussian__seed=0.npz"
+    for bad in (b"not a zip file", None):
+        if bad is None:  # an object array: loading it would unpickle
+            np.savez(npz, iter3=np.array([{"a": 1}], dtype=object))
+        else:
+            npz.write_bytes(bad)
+        capsys.readouterr()
+        assert _run(tmp_path / "a", "--latents", "gaussian") == 2
+        assert "corrupt" in capsys.readouterr().err

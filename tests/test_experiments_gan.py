@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import importlib
 import math
 import sys
@@ -204,3 +205,40 @@ def test_without_torch(monkeypatch):
     monkeypatch.delitem(sys.modules, "qboson.experiments.gan", raising=False)
     with pytest.raises(ImportError, match=r"qboson\[torch\]"):
         importlib.import_module("qboson.experiments.gan")
+
+
+class _WritesMarker:
+    """Unpickling this calls open(marker, "w"): the stand-in for code in a hostile checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_stack_checkpoint_is_not_executed(tmp_path):
+    marker = tmp_path / "executed"
+    ckpt = tmp_path / "stack.pt"
+    torch.save({"trainer": _WritesMarker(marker), "real": [], "latent": [], "evaluations": {}}, ckpt)
+    d, z = _data(0, 50)
+    with pytest.raises(ValueError, match="stack.pt"):
+        gan.train_stack(_cfg(), [1], [d], [z], 2, lambda t: [0], checkpoint=str(ckpt))
+    assert not marker.exists()
+    assert ckpt.exists()  # a file qboson cannot read is left alone
+
+
+def test_stack_checkpoint_loads_without_pickled_objects(tmp_path):
+    cfg = _cfg()
+    d, z = _data(3, 200)
+    ckpt = tmp_path / "stack.pt"
+
+    def stop_at_2(trainer):
+        if trainer.iterations == 2:
+            raise KeyboardInterrupt
+        return [float(trainer.iterations)]
+
+    with pytest.raises(KeyboardInterrupt):
+        gan.train_stack(cfg, [8], [d], [z], 4, stop_at_2, eval_at=[1, 2], checkpoint=str(ckpt), checkpoint_every_s=0)
+    state = torch.load(ckpt, weights_only=True)  # raises if anything in it needs unpickling code
+    assert state["trainer"]["iterations"] == 1 and json.loads(state["evaluations"]) == {"1": [1.0]}

@@ -111,3 +111,17 @@ def test_derive_seed_and_chunks():
     with pytest.raises(ValueError):
         _grid.chunks([1], 0)
     assert _grid.stack_id([{"a": 1}]) != _grid.stack_id([{"a": 2}])
+
+
+def test_store_rejects_hostile_json_with_a_clear_error(tmp_path):
+    cell = {"seed": 0}
+    store = _grid.ResultStore(tmp_path / "a", {"lr": 1})
+    for bad in ({"cell": cell, "evaluations": 3}, {"cell": cell, "evaluations": [{"iteration": "5"}]},
+                {"cell": cell, "evaluations": [[1]]}):
+        store.path(cell).parent.mkdir(exist_ok=True)
+        store.path(cell).write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match="corrupt"):
+            store.pending([cell])
+    (tmp_path / "a" / "settings.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="corrupt"):
+        _grid.ResultStore(tmp_path / "a", {"lr": 1})

@@ -85,3 +85,45 @@ def test_inspect_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     assert main(["inspect", str(tmp_path / "q"), "--plot", str(tmp_path / "x.png")]) == 2
     assert "qboson[plot]" in capsys.readouterr().err
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+def test_sample_out_refuses_a_folder_that_is_not_a_bank(tmp_path, capsys):
+    user = tmp_path / "mine"
+    (user / "chunks").mkdir(parents=True)
+    (user / "samples.npy").write_bytes(b"my own array")
+    (user / "samples_old.npy").write_bytes(b"another")
+    (user / "chunks" / "notes.txt").write_text("unrelated")
+    before = _tree(user)
+    assert main(["sample", "--n", "2", "--m", "4", "--shots", "50", "--seed", "1", "--out", str(user), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "mine" in err and "not empty" in err
+    assert _tree(user) == before
+    # an empty folder is fine
+    (tmp_path / "empty").mkdir()
+    assert main(["sample", "--n", "2", "--m", "4", "--shots", "50", "--seed", "1", "--out", str(tmp_path / "empty"),
+                 "--quiet"]) == 0
+
+
+def test_sample_refuses_to_change_a_finished_banks_normalisation(tmp_path, capsys):
+    assert _sample(tmp_path, "--seed", "4") == 0
+    meta = (tmp_path / "q" / "bank.json").read_bytes()
+    row0 = Bank(tmp_path / "q").rows(0, 1)
+    capsys.readouterr()
+    for flags in (["--scale"], ["--no-centre"]):
+        assert _sample(tmp_path, "--seed", "4", *flags) == 1
+        assert "normalisation" in capsys.readouterr().err
+        assert (tmp_path / "q" / "bank.json").read_bytes() == meta
+    np.testing.assert_array_equal(Bank(tmp_path / "q").rows(0, 1), row0)
+    assert _sample(tmp_path, "--seed", "4") == 0  # the recorded settings still resume
+
+
+def test_sample_resume_with_a_hostile_seed_is_a_clean_error(tmp_path, capsys):
+    out = tmp_path / "q"
+    out.mkdir()
+    (out / "bank.json").write_text('{"seed": 1e999, "format": "qboson-bank"}')
+    assert _sample(tmp_path) == 1
+    assert "bank.json" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from qboson.molgan import GraphData, TrainConfig, load_checkpoint, train  # noqa: E402
+from qboson._outdir import MARKER, OutputDirError  # noqa: E402
 from qboson.molgan import runfiles  # noqa: E402
 
 TINY = dict(latent="gaussian", dim=4, seed=2, iterations=20, batch_size=8, n_critic=5,
@@ -70,16 +71,16 @@ def test_train_does_not_overwrite_a_user_folder(tmp_path):
     user.mkdir()
     (user / "config.json").write_text("my own notes\n")
     (user / "metrics.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(FileExistsError, match="not a qboson run folder"):
+    with pytest.raises(OutputDirError, match="was not written by qboson"):
         train(TrainConfig(**TINY), user, data=_data(), latent_bank=_bank(), progress=False)
-    with pytest.raises(FileExistsError, match="not a qboson run folder"):
+    with pytest.raises(OutputDirError, match="was not written by qboson"):
         train(TrainConfig(**TINY), user, resume=True, data=_data(), latent_bank=_bank(), progress=False)
     assert (user / "config.json").read_text() == "my own notes\n"
     assert (user / "metrics.csv").read_text() == "a,b\n1,2\n"
     assert sorted(p.name for p in user.iterdir()) == ["config.json", "metrics.csv"]
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(FileExistsError, match="not a folder"):
+    with pytest.raises(OutputDirError, match="not a directory"):
         train(TrainConfig(**TINY), a_file, data=_data(), latent_bank=_bank(), progress=False)
 
 
@@ -87,10 +88,15 @@ def test_empty_folder_and_unmarked_old_run_are_accepted(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     train(TrainConfig(**TINY), empty, data=_data(), latent_bank=_bank(), progress=False, stop_after=5)
-    assert (empty / runfiles.MARKER).is_file()
-    (empty / runfiles.MARKER).unlink()  # as written by qboson before the marker existed
+    assert (empty / MARKER).is_file()
+    (empty / MARKER).unlink()  # as written by qboson before the manifest existed
     summary = train(TrainConfig(**TINY), empty, resume=True, data=_data(), progress=False)
-    assert summary["finished"] and (empty / runfiles.MARKER).is_file()
+    assert summary["finished"] and (empty / MARKER).is_file()
+    bank = tmp_path / "bank"  # another kind of qboson output is not a run folder
+    bank.mkdir()
+    (bank / MARKER).write_text('{"format": "qboson-output", "kind": "bank"}')
+    with pytest.raises(OutputDirError, match="bank output"):
+        train(TrainConfig(**TINY), bank, data=_data(), latent_bank=_bank(), progress=False)
 
 
 def _rows(path):

@@ -124,3 +124,78 @@ def test_without_torch(monkeypatch):
         importlib.import_module("qboson.torch")
     z = make("quantum", dim=4, seed=0)  # the rest of qboson does not need torch
     assert z.sample(3).shape == (3, 4)
+
+
+@pytest.fixture(scope="module")
+def bank1000(tmp_path_factory):
+    return generate_bank(make("gaussian", dim=3, seed=1), 1000, tmp_path_factory.mktemp("b") / "bank")
+
+
+def test_ranks_get_equal_batch_counts_with_workers(bank1000):
+    """The DDP hang of issue #12: 2 ranks x 2 DataLoader workers over 10 batches gave 6 and 4."""
+    seen = []
+    for rank in range(2):
+        ds = LatentDataset(bank1000, batch_size=100, rank=rank, world_size=2)
+        got = list(DataLoader(ds, batch_size=None, num_workers=2))
+        assert len(got) == len(ds) == 5
+        seen += _indices(bank1000, torch.cat(got))
+    assert sorted(seen) == list(range(1000))
+
+
+def _fake_workers(monkeypatch, wid, nw):
+    import types
+
+    import qboson.torch as qt
+
+    monkeypatch.setattr(qt, "get_worker_info", lambda: types.SimpleNamespace(id=wid, num_workers=nw))
+
+
+@pytest.mark.parametrize("length,batch_size,world_size,workers", [
+    (103, 4, 3, 2), (103, 10, 2, 3), (100, 10, 3, 2), (10, 1, 3, 2), (2, 5, 3, 1), (103, None, 3, 2),
+    (5, None, 4, 3),
+])
+def test_every_rank_yields_len_items_and_the_same_count(bank, monkeypatch, length, batch_size, world_size, workers):
+    counts, rows, seen = [], [], []
+    for rank in range(world_size):
+        mine = []
+        for wid in range(workers):
+            _fake_workers(monkeypatch, wid, workers)
+            ds = LatentDataset(bank, batch_size=batch_size, shuffle=True, seed=3, rank=rank, world_size=world_size,
+                               length=length, prefetch=4)
+            mine += list(ds)
+        monkeypatch.undo()
+        assert len(mine) == len(ds)
+        counts.append(len(mine))
+        rows.append(sum(len(x) for x in mine) if batch_size else len(mine))
+        seen += _indices(bank, torch.cat(mine) if batch_size else torch.stack(mine))
+    assert len(set(counts)) == 1  # equal items per rank: DDP collectives stay in step
+    if batch_size is None:
+        assert counts[0] == -(-length // world_size)
+    order = set(np.random.default_rng(np.random.SeedSequence(3, spawn_key=(0,))).permutation(len(bank))[:length])
+    assert set(seen) == order  # every row of the epoch, repeated only where padding is unavoidable:
+    total = counts[0] * world_size  # batches, or rows, over all ranks
+    if batch_size is None or length < total:
+        assert len(seen) == total  # rows per rank padded / one-row batches
+    else:
+        assert sorted(seen) == sorted(order)  # batches of near-equal size, each row once
+
+
+def test_drop_last_with_ranks_drops_the_uneven_rest(bank):
+    got = [list(LatentDataset(bank, batch_size=10, drop_last=True, rank=r, world_size=3)) for r in range(3)]
+    assert [len(g) for g in got] == [3, 3, 3] and all(b.shape == (10, 5) for g in got for b in g)
+    seen = sorted(i for g in got for i in _indices(bank, torch.cat(g)))
+    assert seen == list(range(90))
+    rows = [list(LatentDataset(bank, drop_last=True, rank=r, world_size=2, prefetch=8)) for r in range(2)]
+    assert [len(r) for r in rows] == [51, 51]
+    with pytest.raises(ValueError, match="empty"):
+        LatentDataset(bank, batch_size=50, drop_last=True, world_size=3)
+
+
+def test_live_latent_padding_repeats_rows_of_the_same_epoch():
+    live = make("gaussian", dim=2, seed=0)
+    epoch = torch.stack(list(LatentDataset(live, length=5))).numpy()
+    per_rank = [torch.stack(list(LatentDataset(live, length=5, rank=r, world_size=4, prefetch=1))).numpy()
+                for r in range(4)]
+    assert [len(p) for p in per_rank] == [2, 2, 2, 2]
+    got = np.concatenate(per_rank)
+    assert {r.tobytes() for r in got} == {r.tobytes() for r in epoch}

@@ -101,6 +101,7 @@ def generate_bank(
     n_workers: Optional[int] = None,
     retries: int = 2,
     progress: Optional[bool] = None,
+    normalisation: str = "keep",
 ) -> Bank:
     """Generate (or resume, or grow) a sample bank on a Dask cluster.
 
@@ -126,6 +127,9 @@ def generate_bank(
         Extra attempts of a chunk task that raised (workers that die are handled by Dask itself).
     progress : bool, optional
         Progress bar over shots, fed by task completions (default on).
+    normalisation : {"keep", "error", "replace"}
+        What to do when ``out`` is a finished bank recording another normalisation
+        (:func:`qboson.latent.bank.plan_generation`).
 
     Returns
     -------
@@ -144,7 +148,7 @@ def generate_bank(
     retries = as_int(retries, "retries", minimum=0)
     threads = 1 if threads is None else as_int(threads, "threads", minimum=1)
     with writer_lock(out):
-        plan = plan_generation(latent, shots, out, chunk_size=chunk_size)
+        plan = plan_generation(latent, shots, out, chunk_size=chunk_size, normalisation=normalisation)
         t0 = time.perf_counter()
         if plan.missing:
             with _client(client, n_workers) as c:

@@ -10,9 +10,20 @@ the only one that imports it, and nothing else in qboson imports this module.
     >>> for z in DataLoader(data, batch_size=None, num_workers=2): ...   # z: (256, 16) float32
 
 Sharding: an epoch is cut into *units* (one batch each, or ``prefetch`` consecutive samples
-when ``batch_size`` is None); unit ``u`` goes to shard ``u mod (world_size * num_workers)``.
-Every row of an epoch is therefore yielded exactly once across DataLoader workers (and DDP
-ranks given ``rank``/``world_size``), and the union is independent of the number of workers.
+when ``batch_size`` is None); unit ``u`` goes to DDP rank ``u mod world_size`` and, within the
+rank, to DataLoader worker ``(u // world_size) mod num_workers``.  Every rank yields the same
+number of items (as ``DistributedSampler`` does), or collective operations would hang:
+
+* batches (``world_size > 1``): when the batches do not divide evenly among the ranks, the
+  epoch is cut into ``ceil(batches / world_size) * world_size`` batches of near-equal size
+  instead, so every row is still yielded exactly once (only if there are fewer rows than
+  batches are some rows repeated, from the start of the epoch); with ``drop_last`` the
+  batches left over after equal shares are dropped instead;
+* single rows (``world_size > 1``): every rank yields ``ceil(length / world_size)`` rows,
+  the missing ones repeated from the start of the epoch (``drop_last``: ``length // world_size``).
+
+With one rank nothing is padded or dropped beyond ``drop_last``.  The union over workers is
+independent of the number of workers.
 """
 
 from __future__ import annotations
@@ -60,9 +71,11 @@ class LatentDataset(IterableDataset):
         Rows per epoch: required for a finite live latent; for a bank, at most ``len(bank)``
         (default all rows).
     drop_last : bool
-        Drop the last, incomplete batch of an epoch.
+        Drop the last, incomplete batch of an epoch (and, with several ranks, whatever does not
+        divide evenly among them).
     rank, world_size : int
-        Shard across distributed (DDP) processes as well as DataLoader workers.
+        Shard across distributed (DDP) processes as well as DataLoader workers; every rank yields
+        the same number of items per epoch (see the module docstring for the padding).
     prefetch : int
         Rows fetched together when yielding single rows.
     threads : int, optional
@@ -117,6 +130,11 @@ class LatentDataset(IterableDataset):
             self.length = None if length is None else as_int(length, "length", minimum=1)
         if self.batch_size is not None and self.drop_last and self.length is not None and self.length < self.batch_size:
             raise ValueError(f"length={self.length} < batch_size={self.batch_size} with drop_last: epochs would be empty")
+        if self.length is not None and self._units_per_epoch() == 0:
+            raise ValueError(
+                f"length={self.length} with drop_last leaves no full {'batch' if self.batch_size else 'row'} for each of "
+                f"world_size={self.world_size} ranks: epochs would be empty"
+            )
 
     @property
     def dim(self) -> int:
@@ -132,28 +150,51 @@ class LatentDataset(IterableDataset):
         return self.batch_size or self.prefetch
 
     def _units_per_epoch(self) -> int:
+        """Units in one epoch, over all ranks: a multiple of ``world_size`` when there are several."""
         if self.length is None:
             raise TypeError("an infinite LatentDataset over a live latent has no length")
-        if self.batch_size is not None and self.drop_last:
-            return self.length // self.batch_size
-        return -(-self.length // self._unit)
+        n, ws, unit = self.length, self.world_size, self._unit
+        if self.batch_size is None:
+            if ws == 1:
+                return -(-n // unit)
+            per_rank = n // ws if self.drop_last else -(-n // ws)
+            return -(-per_rank // unit) * ws
+        units = n // unit if self.drop_last else -(-n // unit)
+        if ws == 1:
+            return units
+        return (units // ws) * ws if self.drop_last else -(-units // ws) * ws
 
     def _unit_range(self, u: int) -> tuple[int, int]:
-        a = u * self._unit
-        b = a + self._unit if self.length is None else min(a + self._unit, self.length)
-        return a, b
+        """Positions ``[a, b)`` of unit ``u``; position ``p`` is row ``p mod length`` of the epoch."""
+        unit = self._unit
+        if self.length is None or self.world_size == 1:
+            a = u * unit
+            return a, (a + unit if self.length is None else min(a + unit, self.length))
+        n, ws = self.length, self.world_size
+        total = self._units_per_epoch()
+        if self.batch_size is None:  # rounds of one unit per rank, all of one size
+            per_rank = n // ws if self.drop_last else -(-n // ws)
+            j, i = divmod(u, ws)
+            size = min(unit, per_rank - j * unit)
+            a = ws * j * unit + i * size
+            return a, a + size
+        natural = n // unit if self.drop_last else -(-n // unit)
+        if self.drop_last or natural == total:
+            return u * unit, min((u + 1) * unit, n)
+        span = max(n, total)  # near-equal batches; positions past the rows wrap round to the start
+        return u * span // total, (u + 1) * span // total
 
     def _shard(self) -> tuple[int, int, bool]:
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        return self.rank * nw + wid, self.world_size * nw, info is not None
+        # rank-major within each stride: the units of one rank are spread over its workers
+        return self.rank + self.world_size * wid, self.world_size * nw, info is not None
 
     def __len__(self) -> int:
         """Items (batches, or rows) this rank yields per epoch, summed over its workers."""
         if self.infinite:
             raise TypeError("an infinite LatentDataset has no length")
-        units = self._units_per_epoch()
-        mine = [u for u in range(units) if u % self.world_size == self.rank] if self.world_size > 1 else range(units)
+        mine = range(self.rank, self._units_per_epoch(), self.world_size)
         if self.batch_size is not None:
             return len(mine)
         return sum(b - a for a, b in map(self._unit_range, mine))
@@ -164,6 +205,19 @@ class LatentDataset(IterableDataset):
             return None
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch,)))
         return rng.permutation(len(self.source))[: self.length]
+
+    def _positions(self, epoch: int, order: Optional[np.ndarray], a: int, b: int, threads: Optional[int]) -> np.ndarray:
+        """Rows at positions ``[a, b)`` of the epoch, wrapping round to its start past ``length``."""
+        n = self.length
+        if n is None or b <= n:
+            return self._rows(epoch, order, a, b, threads)
+        pieces, p = [], a
+        while p < b:
+            start = p % n
+            stop = min(n, start + (b - p))
+            pieces.append(self._rows(epoch, order, start, stop, threads))
+            p += stop - start
+        return np.concatenate(pieces)
 
     def _rows(self, epoch: int, order: Optional[np.ndarray], a: int, b: int, threads: Optional[int]) -> np.ndarray:
         if isinstance(self.source, Bank):
@@ -176,7 +230,7 @@ class LatentDataset(IterableDataset):
         u = shard
         while self.length is None or u < self._units_per_epoch():
             a, b = self._unit_range(u)
-            rows = self._rows(epoch, order, a, b, threads)
+            rows = self._positions(epoch, order, a, b, threads)
             if self.batch_size is not None:
                 yield torch.from_numpy(rows)
             else:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from .. import _atomic
+from .._outdir import claim_output_dir
 
 __all__ = [
     "ResultStore",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+# every name a ResultStore folder holds (before the output manifest existed)
+_STORE_ENTRY = re.compile(r"^(settings\.json|cells|checkpoints|table(_iter\d+)?\.(md|csv)|scatter_iter\d+\.png|\..+\.tmp-.+)$")
 
 
 def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
@@ -118,27 +121,38 @@ def _canonical(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True))
 
 
+def _looks_like_store(folder: Path) -> bool:
+    """A result folder written before output manifests: settings.json and only names a store writes."""
+    names = [p.name for p in folder.iterdir()]
+    return "settings.json" in names and all(_STORE_ENTRY.match(n) for n in names)
+
+
 class ResultStore:
     """One JSON file per finished cell in ``folder``, plus ``settings.json``.
 
     Args:
-        folder: output folder (created if missing).
+        folder: output folder (created if missing).  It must be missing, empty or an
+            earlier output of the same ``kind`` (:func:`qboson._outdir.claim_output_dir`):
+            a folder holding other files raises ValueError and is left untouched.
         settings: JSON-serialisable settings of the experiment.  If the folder already
             holds a ``settings.json`` that differs, ValueError names the differing keys.
+        kind: what the folder holds, e.g. ``"experiment-mog"`` (recorded in its manifest).
     """
 
     SETTINGS = "settings.json"
 
-    def __init__(self, folder: os.PathLike, settings: Mapping[str, Any]) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: os.PathLike, settings: Mapping[str, Any], kind: str = "experiment") -> None:
+        self.folder = claim_output_dir(folder, kind, manifest=_looks_like_store)
         self.cells_folder = self.folder / "cells"
         self.settings = _canonical(dict(settings))
         path = self.folder / self.SETTINGS
         if path.exists():
             try:
                 old = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 raise ValueError(f"{path} is unreadable or corrupt: {exc}") from exc
+            if not isinstance(old, dict):
+                raise ValueError(f"{path} is corrupt: not a JSON object of settings")
             if old != self.settings:
                 keys = sorted(set(old) | set(self.settings))
                 diff = [k for k in keys if old.get(k) != self.settings.get(k)]
@@ -162,10 +176,17 @@ class ResultStore:
             return None
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ValueError(f"result file {path} is corrupt ({exc}); delete it to recompute that cell") from exc
         if not isinstance(result, dict) or result.get("cell") != _canonical(dict(cell)):
             raise ValueError(f"result file {path} does not hold the result of cell {dict(cell)}; delete it")
+        evals = result.get("evaluations", [])
+        if not isinstance(evals, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("iteration"), int) and not isinstance(e.get("iteration"), bool)
+            for e in evals
+        ):
+            raise ValueError(f"result file {path} is corrupt: 'evaluations' must be a list of objects with an "
+                             "integer 'iteration'; delete it to recompute that cell")
         return result
 
     def save(self, cell: Mapping[str, Any], result: Mapping[str, Any]) -> Path:

@@ -404,6 +404,32 @@ class GanTrainer:
         return self.generator(z)
 
 
+_CHECKPOINT_FORMAT = "qboson-gan-stack-1"
+
+
+def _load_checkpoint(path: str, trainer: GanTrainer, real: StackedSampler, lat: StackedSampler) -> dict:
+    """Restore a :func:`train_stack` checkpoint into ``trainer`` and the samplers; returns the evaluations.
+
+    Loaded with ``weights_only=True``: a file holding pickled code is refused, never run.
+    Any problem (hostile, corrupt, truncated, other settings) is a ValueError naming the file.
+    """
+    import json
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+            raise ValueError("not a qboson GAN stack checkpoint")
+        trainer.load_state_dict(state["trainer"])
+        real.set_state(state["real"])
+        lat.set_state(state["latent"])
+        evaluations = json.loads(state["evaluations"])
+        if not isinstance(evaluations, dict):
+            raise ValueError("evaluations are not a mapping")
+        return {int(k): v for k, v in evaluations.items()}
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one clear error
+        raise ValueError(f"checkpoint {path} is corrupt, unsafe or belongs to other settings: {exc}") from exc
+
+
 def train_stack(
     config: GanConfig,
     seeds: Sequence[int],
@@ -448,23 +474,19 @@ def train_stack(
     lat = StackedSampler(latents, seeds, purpose=3)
     evaluations: dict = {}
     if checkpoint is not None and os.path.exists(checkpoint):
-        try:
-            state = torch.load(checkpoint, weights_only=False)
-            trainer.load_state_dict(state["trainer"])
-        except Exception as exc:
-            raise ValueError(f"checkpoint {checkpoint} is corrupt or belongs to other settings: {exc}") from exc
-        real.set_state(state["real"])
-        lat.set_state(state["latent"])
-        evaluations = {int(k): v for k, v in state["evaluations"].items()}
+        evaluations = _load_checkpoint(checkpoint, trainer, real, lat)
 
     def save() -> None:
-        from ._grid import atomic_write_bytes
         import io
+        import json
+
+        from ._grid import atomic_write_bytes
 
         buf = io.BytesIO()
+        # tensors, plain containers and a JSON string only: loadable with weights_only=True
         torch.save(
-            {"trainer": trainer.state_dict(), "real": real.get_state(), "latent": lat.get_state(),
-             "evaluations": evaluations},
+            {"format": _CHECKPOINT_FORMAT, "trainer": trainer.state_dict(), "real": real.get_state(),
+             "latent": lat.get_state(), "evaluations": json.dumps({str(k): v for k, v in evaluations.items()})},
             buf,
         )
         atomic_write_bytes(checkpoint, buf.getvalue())

@@ -154,7 +154,8 @@ def run_grid(settings: dict, out: Path, *, stack: Optional[int] = None, progress
 
     from .gan import train_stack
 
-    store = _grid.ResultStore(out, {k: v for k, v in settings.items() if k not in _NOT_RESULT_SETTINGS})
+    store = _grid.ResultStore(out, {k: v for k, v in settings.items() if k not in _NOT_RESULT_SETTINGS},
+                              kind="experiment-mog")
     grid = cells(settings)
     todo = store.pending(grid)
     stack = int(stack or max(1, len(todo)))
@@ -238,8 +239,13 @@ def plot_grid(store: _grid.ResultStore, grid: list[dict], settings: dict, iterat
             npz = store.path({"latent": lat, "seed": s}, ".npz")
             pts = None
             if npz.exists():
-                with np.load(npz) as f:
-                    pts = f[f"iter{iteration}"] if f"iter{iteration}" in f.files else None
+                try:
+                    with np.load(npz, allow_pickle=False) as f:
+                        pts = f[f"iter{iteration}"] if f"iter{iteration}" in f.files else None
+                except Exception as exc:  # noqa: BLE001 - zipfile, pickle and format errors alike
+                    raise ValueError(f"{npz} is corrupt ({exc}); delete it and its .json to recompute that cell") from exc
+                if pts is not None and (pts.ndim != 2 or pts.shape[1] != 2 or pts.dtype.kind != "f"):
+                    raise ValueError(f"{npz}: points of shape {pts.shape} {pts.dtype}, expected (k, 2) floats; delete it")
             panels.append((lat, pts))
         for col, (name, pts) in enumerate(panels):
             ax = axes[row, col]

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 import time
 import warnings
@@ -26,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .._outdir import check_output_dir, claim_output_dir
 from ..molgan.cli import add_training_flags, training_overrides
 
 __all__ = ["add_arguments", "run", "parse_seeds", "run_grid", "summarise", "METRICS"]
@@ -131,7 +133,12 @@ def _check_existing(config, run_dir: Path) -> None:
     """Refuse to mix a run made with other settings into this grid."""
     path = run_dir / "config.json"
     if path.exists():
-        saved = json.loads(path.read_text())
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path} is unreadable ({exc}); use another --out") from None
+        if not isinstance(saved, dict):
+            raise ValueError(f"{path} is not a run configuration; use another --out")
         mine = config.to_dict()
         diff = sorted(k for k in mine if saved.get(k) != mine[k])
         if diff:
@@ -139,10 +146,22 @@ def _check_existing(config, run_dir: Path) -> None:
                              f"use another --out or remove it")
 
 
+OUT_KIND = "experiment-qm9"
+# every name a grid folder holds (before output manifests existed): run folders and summaries
+_GRID_ENTRY = re.compile(r"^([A-Za-z0-9_]+-d\d+-s\d+|runs\.csv|table\.(md|csv)|fcd\.png|(training|quality)_curves\.png|"
+                         r"molecules-.+\.png|\..+\.tmp.*)$")
+
+
+def _looks_like_grid(folder: Path) -> bool:
+    names = [p.name for p in folder.iterdir()]
+    return any(_GRID_ENTRY.match(n) and (folder / n / "config.json").exists() for n in names) and \
+        all(_GRID_ENTRY.match(n) for n in names)
+
+
 def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train and evaluate every missing run of the grid; returns the list of all eval results."""
     grid = _grid_configs(args)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    claim_output_dir(args.out, OUT_KIND, manifest=_looks_like_grid)
     for config, run_dir in grid:
         _check_existing(config, run_dir)
     todo = [(c, d) for c, d in grid if not (d / "eval.json").exists()]
@@ -459,6 +478,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         grid = _grid_configs(args)
         if args.summary_only:
+            check_output_dir(args.out, OUT_KIND, manifest=_looks_like_grid)
             results = [json.loads((d / "eval.json").read_text()) for _, d in grid if (d / "eval.json").exists()]
         else:
             results = run_grid(args)

@@ -236,7 +236,7 @@ def run_grid(settings: dict, out: Path, *, stack: Optional[int] = None, progress
     from .gan import train_stack
 
     result_settings = {k: v for k, v in settings.items() if k not in _NOT_RESULT_SETTINGS}
-    store = _grid.ResultStore(out, result_settings)
+    store = _grid.ResultStore(out, result_settings, kind="experiment-synthetic")
     grid = cells(settings)
     todo = store.pending(grid)
     per_run = len(settings["datasets"]) * len(settings["latents"])

@@ -17,17 +17,28 @@ present they are merged into a new data file (atomically), the metadata is rewri
 and :func:`qboson.distributed.generate_bank`, so both produce byte-identical banks.
 
 A bank can grow: generating more shots into an existing bank appends rows
-``[old_shots, new_shots)`` of the same stream.
+``[old_shots, new_shots)`` of the same stream.  Readers that opened it before keep their rows
+(they follow the new data file by name).  A finished bank keeps its recorded normalisation
+unless told otherwise (``normalisation=`` of :func:`generate_bank`).
+
+Safety: generation writes only into a missing or empty folder or an existing bank
+(:func:`check_bank_dir`), and deletes only the names it writes (``samples[-N].npy``,
+``chunks/<start>-<stop>.npy`` and their temporary files).  Every field of ``bank.json`` is
+checked before use; anything wrong is a :class:`BankError`.  The merge uses ordinary file
+writes, so a full disk is a BankError that leaves the bank resumable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
+import math
 import os
-import shutil
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
@@ -35,6 +46,7 @@ from typing import Any, Iterator, Optional, Union
 import numpy as np
 
 from .._atomic import atomic_save_npy, atomic_write_text, fsync_dir, temp_path
+from .._outdir import OutputDirError, check_output_dir
 from .._validation import as_int
 from .base import Latent, normalise
 
@@ -47,6 +59,7 @@ __all__ = [
     "compute_chunk",
     "finalize",
     "chunk_ranges",
+    "check_bank_dir",
     "default_chunk_size",
 ]
 
@@ -56,6 +69,14 @@ META_FILE = "bank.json"
 CHUNK_DIR = "chunks"
 _HASH_BLOCK = 1 << 24
 _NORM_KEYS = ("centre", "scale")
+_MAX_META_BYTES = 64 << 20  # a spec holds at most a unitary as JSON lists
+_MAX_ROWS = 1 << 48
+_MAX_DIM = 1 << 20
+# the only file names qboson writes in a bank; nothing else there is ever deleted
+_DATA_NAME = re.compile(r"^samples(-[0-9]+)?\.npy$")
+_CHUNK_NAME = re.compile(r"^(\.)?([0-9]{12})-([0-9]{12})\.npy(\.tmp-[0-9]+-[0-9a-f]+)?$")
+_LOCK = ".lock"
+_NORMALISATION_POLICIES = ("keep", "error", "replace")
 
 PathLike = Union[str, os.PathLike]
 
@@ -96,7 +117,12 @@ def npy_header(path: PathLike) -> tuple[tuple, np.dtype, int]:
         raise BankError(f"{path}: not a readable .npy file ({exc})") from None
     if fortran or dtype.hasobject:
         raise BankError(f"{path}: unexpected array layout (fortran={fortran}, dtype={dtype})")
-    return tuple(shape), dtype, offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if any(int(n) < 0 for n in shape):
+        raise BankError(f"{path}: negative array shape {shape} in its header")
+    nbytes = math.prod(int(n) for n in shape) * dtype.itemsize  # Python ints: no silent int64 wrap-around
+    if nbytes >= 1 << 63:
+        raise BankError(f"{path}: its header's shape {shape} implies {nbytes} bytes, more than any file can hold")
+    return tuple(int(n) for n in shape), dtype, offset + nbytes
 
 
 def _now() -> str:
@@ -118,12 +144,16 @@ def _fingerprint(spec: dict) -> str:
 def _read_meta(root: Path) -> dict:
     path = root / META_FILE
     try:
+        if path.stat().st_size > _MAX_META_BYTES:
+            raise BankError(f"{path} is too large to be bank metadata")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BankError(f"{root} is not a sample bank: {META_FILE} is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BankError(f"{path} is unreadable ({exc})") from None
     try:
         meta = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise BankError(f"{path} is corrupt (invalid JSON: {exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BankError(f"{path} is not qboson bank metadata")
@@ -132,9 +162,78 @@ def _read_meta(root: Path) -> dict:
     for key in ("spec", "fingerprint", "shots", "dim", "dtype", "chunk_size"):
         if key not in meta:
             raise BankError(f"{path} is corrupt: missing {key!r}")
-    if _fingerprint(meta["spec"]) != meta["fingerprint"]:
+    if not isinstance(meta["spec"], dict) or not isinstance(meta["fingerprint"], str):
+        raise BankError(f"{path} is corrupt: 'spec' must be an object and 'fingerprint' a string")
+    try:
+        fingerprint = _fingerprint(meta["spec"])
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise BankError(f"{path} is corrupt: its latent spec is not canonical JSON ({exc})") from None
+    if fingerprint != meta["fingerprint"]:
         raise BankError(f"{path} is corrupt or was edited: its latent spec does not match its fingerprint")
+    _check_meta(meta, path)
     return meta
+
+
+def _is_int(x: Any, lo: int, hi: Optional[int] = None) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= lo and (hi is None or x <= hi)
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    """Every field a reader or writer uses has the right type and range (BankError naming the field)."""
+
+    def bad(key: str, why: str) -> BankError:
+        return BankError(f"{path} is corrupt: {key!r} {why} (got {str(meta.get(key))[:80]!r})")
+
+    if not _is_int(meta["shots"], 0, _MAX_ROWS):
+        raise bad("shots", f"must be an integer in [0, {_MAX_ROWS}]")
+    if not _is_int(meta["dim"], 1, _MAX_DIM):
+        raise bad("dim", f"must be an integer in [1, {_MAX_DIM}]")
+    if "dim" in meta["spec"] and meta["spec"]["dim"] != meta["dim"]:
+        raise bad("dim", f"disagrees with the latent spec's dim {str(meta['spec']['dim'])[:20]}")
+    if not _is_int(meta["chunk_size"], 1, _MAX_ROWS):
+        raise bad("chunk_size", "must be a positive integer")
+    if "target_shots" in meta and not _is_int(meta["target_shots"], 0, _MAX_ROWS):
+        raise bad("target_shots", "must be a non-negative integer")
+    if meta.get("seed") is not None and not _is_int(meta["seed"], 0):
+        raise bad("seed", "must be a non-negative integer")
+    if not isinstance(meta.get("kind", ""), str):
+        raise bad("kind", "must be a string")
+    try:
+        dtype = np.dtype(meta["dtype"]) if isinstance(meta["dtype"], str) else None
+    except (TypeError, ValueError, SyntaxError):
+        dtype = None
+    if dtype is None or dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise bad("dtype", "must name a plain numeric numpy dtype")
+    data_file = meta.get("data_file")
+    if data_file is not None and not (isinstance(data_file, str) and _DATA_NAME.match(data_file)):
+        raise bad("data_file", "must be a data file name inside the bank (samples.npy or samples-<rows>.npy)")
+    sha = meta.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise bad("sha256", "must be 64 hex digits")
+    norm = meta.get("normalisation", {})
+    if not isinstance(norm, dict):
+        raise bad("normalisation", "must be an object")
+    for key in _NORM_KEYS:
+        if key in norm and not isinstance(norm[key], bool):
+            raise BankError(f"{path} is corrupt: normalisation {key!r} must be true or false")
+    for key in ("mean", "std"):
+        v = norm.get(key)
+        if v is None:
+            continue
+        ok = isinstance(v, list) and len(v) == meta["dim"] and all(_finite(x) for x in v)
+        if not ok:
+            raise BankError(f"{path} is corrupt: normalisation {key!r} must be {meta['dim']} finite numbers (one per dim)")
+        if key == "std" and any(x < 0 for x in v):
+            raise BankError(f"{path} is corrupt: normalisation 'std' must not be negative")
+
+
+def _finite(x: Any) -> bool:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
 
 
 def _write_meta(root: Path, meta: dict) -> None:
@@ -229,6 +328,33 @@ class GenerationPlan:
         }
 
 
+def check_bank_dir(out: PathLike) -> None:
+    """Refuse (BankError naming it) a folder that is neither missing, empty nor a qboson bank.
+
+    A bank is recognised by its ``bank.json`` (which must validate); an empty ``.lock`` left by
+    a writer killed before it wrote ``bank.json`` does not count as content.  Nothing is changed.
+    """
+    root = Path(out)
+    if (root / META_FILE).is_file():
+        _read_meta(root)  # BankError if it is not valid bank metadata
+        return
+    try:
+        check_output_dir(root, "bank", ignore=(_LOCK,) if _empty_file(root / _LOCK) else ())
+    except OutputDirError as exc:
+        raise BankError(str(exc)) from None
+
+
+def _empty_file(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _open_lock(path: Path):
+    return open(path, "a+")
+
+
 @contextlib.contextmanager
 def writer_lock(out: PathLike) -> Iterator[None]:
     """Hold an exclusive advisory lock on a bank directory while generating into it.
@@ -236,39 +362,85 @@ def writer_lock(out: PathLike) -> Iterator[None]:
     Two processes generating into one bank would race on the merge; the second one gets a
     :class:`BankError` at once instead.  The lock (``fcntl.flock`` on ``.lock``) is released
     when the process ends, even if it crashes.  Without ``fcntl`` (Windows) no lock is taken.
+
+    The folder must be missing, empty or a bank (:func:`check_bank_dir`): qboson never writes
+    into, or deletes from, a folder of other files.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise BankError(f"{str(root)!r} is not a directory")
+    check_bank_dir(root)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        root.mkdir(parents=True, exist_ok=True)
+        yield
+        return
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a+") as handle:
+    lock = root / _LOCK
+    for _ in range(100):
+        handle = _open_lock(lock)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise BankError(f"bank {str(root)!r} is being written by another process; wait for it to finish") from None
+        # The previous holder unlinks .lock before unlocking it: if it did so after we opened the
+        # file, we hold a lock on a deleted file that a third writer cannot see.  Retry on the new file.
+        held = os.fstat(handle.fileno())
         try:
-            yield
-        finally:
-            # Remove the lock file while still holding it, so a finished bank holds only its data.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(root / ".lock")
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            now = os.stat(lock)
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+            break
+        handle.close()
+    else:  # pragma: no cover - only under a storm of competing writers
+        raise BankError(f"bank {str(root)!r}: could not take its writer lock; retry")
+    try:
+        yield
+    finally:
+        # Remove the lock file while still holding it, so a finished bank holds only its data.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
 
 
-def plan_generation(latent: Latent, shots: int, out: PathLike, *, chunk_size: Optional[int] = None) -> GenerationPlan:
+def _remove_merged_chunks(root: Path, shots: int) -> None:
+    """Delete chunk files (and their temporary files) of rows below ``shots``: already merged into
+    the data file, left by a crash between the metadata write and the cleanup.  Only names qboson
+    writes are touched; ``chunks/`` is removed only if that leaves it empty."""
+    folder = root / CHUNK_DIR
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        m = _CHUNK_NAME.match(p.name)
+        if m and int(m.group(3)) <= shots and p.is_file():
+            p.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def plan_generation(
+    latent: Latent, shots: int, out: PathLike, *, chunk_size: Optional[int] = None, normalisation: str = "keep"
+) -> GenerationPlan:
     """Create or reopen the bank directory ``out`` for ``shots`` rows of ``latent`` and list the
     chunks still to compute.
+
+    ``normalisation`` says what happens when ``out`` is a finished bank whose recorded
+    normalisation (centre, scale) differs from ``latent``'s: ``"keep"`` the recorded one (with a
+    warning), ``"error"`` (BankError), or ``"replace"`` it (readers then normalise differently).
 
     Raises
     ------
     BankError
-        If ``out`` holds a bank of a different latent, or unfinished chunks of another chunk size.
+        If ``out`` holds a bank of a different latent, or unfinished chunks of another chunk size,
+        or is a folder of other files.
     """
+    if normalisation not in _NORMALISATION_POLICIES:
+        raise ValueError(f"normalisation must be one of {_NORMALISATION_POLICIES}, got {normalisation!r}")
+    normalisation_policy = normalisation
     if not isinstance(latent, Latent):
         raise TypeError(f"expected a qboson.latent.Latent, got {type(latent).__name__}")
     shots = as_int(shots, "shots", minimum=1)
@@ -277,8 +449,10 @@ def plan_generation(latent: Latent, shots: int, out: PathLike, *, chunk_size: Op
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise BankError(f"{root} exists and is not a directory")
+    check_bank_dir(root)
     spec = _data_spec(latent)
     fingerprint = _fingerprint(spec)
+    normalisation = _normalisation_record(latent)
     if (root / META_FILE).exists():
         meta = _read_meta(root)
         if meta["fingerprint"] != fingerprint:
@@ -286,7 +460,26 @@ def plan_generation(latent: Latent, shots: int, out: PathLike, *, chunk_size: Op
                 f"{root} holds a bank of a different latent ({meta['spec'].get('name')}, seed {meta['spec'].get('seed')}); "
                 "choose another output directory"
             )
-        pending = sorted((root / CHUNK_DIR).glob("*.npy")) if (root / CHUNK_DIR).is_dir() else []
+        _remove_merged_chunks(root, int(meta["shots"]))
+        recorded = meta.get("normalisation") or {}
+        asked = {k: normalisation[k] for k in _NORM_KEYS}
+        had = {k: recorded.get(k) for k in _NORM_KEYS}
+        if int(meta["shots"]) > 0 and recorded and had != asked and normalisation_policy != "replace":
+            # readers rely on the recorded normalisation: a finished bank keeps it unless told otherwise
+            msg = (
+                f"{root} records normalisation centre={had['centre']}, scale={had['scale']}, but this run asks for "
+                f"centre={asked['centre']}, scale={asked['scale']}"
+            )
+            if normalisation_policy == "error":
+                raise BankError(
+                    f"{msg}; rerun with the recorded settings (qboson sample: the same --scale / --no-centre), or "
+                    "choose them when reading: Bank(path, centre=..., scale=...)"
+                )
+            warnings.warn(f"{msg}; keeping the recorded one (pass normalisation='replace' to change it)", stacklevel=3)
+        if int(meta["shots"]) > 0 and recorded and normalisation_policy != "replace":
+            normalisation = recorded
+        pending = sorted(p for p in (root / CHUNK_DIR).glob("*.npy") if _CHUNK_NAME.match(p.name)) \
+            if (root / CHUNK_DIR).is_dir() else []
         if chunk_size is not None and chunk_size != meta["chunk_size"]:
             if pending:
                 raise BankError(
@@ -318,10 +511,11 @@ def plan_generation(latent: Latent, shots: int, out: PathLike, *, chunk_size: Op
         if "unitary_sha256" in spec:
             meta["unitary_sha256"] = spec["unitary_sha256"]
     for stale in root.glob(".samples*.npy.tmp-*"):  # a merge killed before its os.replace
-        stale.unlink(missing_ok=True)
+        if _DATA_NAME.match(stale.name[1:].split(".tmp-")[0]):
+            stale.unlink(missing_ok=True)
     from .. import __version__
 
-    meta["normalisation"] = _normalisation_record(latent)
+    meta["normalisation"] = normalisation
     meta["target_shots"] = max(shots, int(meta["shots"]))
     meta["qboson_version"] = __version__
     _write_meta(root, meta)
@@ -361,23 +555,10 @@ def finalize(plan: GenerationPlan) -> "Bank":
     final = root / new_name
     tmp = temp_path(final)
     try:
-        merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(plan.target, dim))
-        if old_shots:
-            old = np.load(root / old_file, mmap_mode="r")
-            step = 1 << 20
-            for a in range(0, old_shots, step):
-                merged[a : min(a + step, old_shots)] = old[a : min(a + step, old_shots)]
-            del old
-        for a, b in ranges:
-            merged[a:b] = np.load(chunk_path(root, a, b), allow_pickle=False)
-        merged.flush()
-        del merged
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        _write_merged(tmp, root, meta, ranges, plan.target)
         os.replace(tmp, final)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     fsync_dir(root)
     meta.update(
         shots=plan.target, data_file=new_name, sha256=file_sha256(final), updated_utc=_now(),
@@ -386,12 +567,73 @@ def finalize(plan: GenerationPlan) -> "Bank":
     meta.pop("target_shots", None)
     _write_meta(root, meta)
     for data in root.glob("samples*.npy"):  # the previous data file, or one orphaned by a crash
-        if data.name != new_name:
+        if data.name != new_name and _DATA_NAME.match(data.name):
             data.unlink(missing_ok=True)
-    shutil.rmtree(root / CHUNK_DIR, ignore_errors=True)
+    _remove_merged_chunks(root, plan.target)
     bank = Bank(root, verify=False)
     bank.generation = plan.report
     return bank
+
+
+def _write_block(f, data) -> None:
+    """One write of the merged data file (a separate function so tests can fail it like a full disk)."""
+    f.write(data)
+
+
+def _write_merged(tmp: Path, root: Path, meta: dict, ranges: list, target: int) -> None:
+    """Write the previous data rows and then every chunk into the ``.npy`` file ``tmp``.
+
+    Ordinary writes (not a memory map): a full disk is an OSError, not SIGBUS.  Space is
+    reserved first where the platform allows it, so a disk that is too small fails at once.
+    Any OSError becomes a BankError; the bank itself is not changed (rerun to resume).
+    """
+    dim, dtype, old_shots = int(meta["dim"]), np.dtype(meta["dtype"]), int(meta["shots"])
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (target, dim)}
+    old = root / meta["data_file"] if old_shots else None
+    if old is not None:  # the rows we keep must be the ones the metadata vouches for
+        shape, dt, size = npy_header(old)
+        if shape != (old_shots, dim) or dt != dtype or old.stat().st_size != size or file_sha256(old) != meta.get("sha256"):
+            raise BankError(f"{old} does not match {root / META_FILE} (truncated or modified); the bank cannot grow")
+    try:
+        with open(tmp, "wb") as f:
+            try:
+                np.lib.format.write_array_header_1_0(f, header)
+            except ValueError:  # header too long for format 1.0 (as numpy itself would choose)
+                f.seek(0)
+                f.truncate()
+                np.lib.format.write_array_header_2_0(f, header)
+            total = f.tell() + target * dim * dtype.itemsize
+            if hasattr(os, "posix_fallocate"):
+                try:
+                    os.posix_fallocate(f.fileno(), 0, total)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                        raise
+                    # the filesystem cannot preallocate: the writes below still report a full disk
+            if old is not None:
+                offset = size - old_shots * dim * dtype.itemsize
+                with open(old, "rb") as src:
+                    src.seek(offset)
+                    while True:
+                        block = src.read(_HASH_BLOCK)
+                        if not block:
+                            break
+                        _write_block(f, block)
+            for a, b in ranges:
+                rows = np.load(chunk_path(root, a, b), allow_pickle=False)
+                _write_block(f, np.ascontiguousarray(rows, dtype=dtype).data)
+            if f.tell() != total:
+                raise BankError(f"{tmp}: wrote {f.tell()} bytes, expected {total}")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        why = "the disk is full" if full else "a write failed"
+        raise BankError(
+            f"{root}: merging into a {target}-row data file failed: {why} ({exc.strerror or exc}). "
+            f"The bank is unchanged and its finished chunks are kept: "
+            f"{'free disk space' if full else 'fix the cause'} and rerun the same command to resume."
+        ) from exc
 
 
 def generate_bank(
@@ -402,6 +644,7 @@ def generate_bank(
     chunk_size: Optional[int] = None,
     threads: Optional[int] = None,
     progress: Optional[bool] = None,
+    normalisation: str = "keep",
 ) -> "Bank":
     """Generate (or resume, or grow) a bank of ``shots`` rows of ``latent``'s default stream in this process.
 
@@ -419,6 +662,9 @@ def generate_bank(
         Sampler threads (default: the latent's setting, i.e. all cores).
     progress : bool, optional
         Progress bar with ETA over shots; ``None`` shows one when the run is expected to take > 3 s.
+    normalisation : {"keep", "error", "replace"}
+        If ``out`` is a finished bank recording another normalisation than ``latent``'s: keep the
+        recorded one (warning), raise BankError, or replace it (see :func:`plan_generation`).
 
     Returns
     -------
@@ -426,7 +672,7 @@ def generate_bank(
         The finished bank; ``bank.generation`` reports chunks computed and reused.
     """
     with writer_lock(out):
-        plan = plan_generation(latent, shots, out, chunk_size=chunk_size)
+        plan = plan_generation(latent, shots, out, chunk_size=chunk_size, normalisation=normalisation)
         if progress is None:
             progress = _expected_seconds(latent, plan.target - plan.done_shots) > 3.0
         from .._progress import progress_bar
@@ -451,6 +697,17 @@ def _expected_seconds(latent: Latent, shots: int) -> float:
 # reading
 
 
+def _check_data_file(data: Path, meta: dict) -> None:
+    """The data file's header and size agree with the metadata (BankError otherwise)."""
+    shape, dtype, size = npy_header(data)
+    expected = (int(meta["shots"]), int(meta["dim"]))
+    if shape != expected or dtype != np.dtype(meta["dtype"]):
+        raise BankError(f"{data}: holds {shape} {dtype}, metadata says {expected} {meta['dtype']}")
+    actual = data.stat().st_size
+    if actual != size:
+        raise BankError(f"{data} is truncated or padded: {actual} bytes, its header implies {size}")
+
+
 class Bank:
     """A finished sample bank, memory-mapped read-only.
 
@@ -472,24 +729,23 @@ class Bank:
 
     def __init__(self, path: PathLike, *, verify: bool = True, centre: Optional[bool] = None, scale: Optional[bool] = None) -> None:
         self.path = Path(path)
-        meta = _read_meta(self.path)
-        if not meta.get("data_file") or int(meta["shots"]) <= 0:
-            target = meta.get("target_shots", "?")
-            raise BankError(
-                f"{self.path} is an unfinished bank (0 of {target} shots merged); rerun the same generation "
-                "command to resume it"
-            )
-        self.metadata = meta
-        data = self.path / meta["data_file"]
-        if not data.is_file():
+        for attempt in range(3):  # a writer growing the bank may replace the data file under us
+            meta = _read_meta(self.path)
+            if not meta.get("data_file") or int(meta["shots"]) <= 0:
+                target = meta.get("target_shots", "?")
+                raise BankError(
+                    f"{self.path} is an unfinished bank (0 of {target} shots merged); rerun the same generation "
+                    "command to resume it"
+                )
+            data = self.path / meta["data_file"]
+            if data.is_file():
+                break
+        else:
             raise BankError(f"{self.path}: data file {meta['data_file']} is missing")
-        shape, dtype, size = npy_header(data)
-        expected = (int(meta["shots"]), int(meta["dim"]))
-        if shape != expected or dtype != np.dtype(meta["dtype"]):
-            raise BankError(f"{data}: holds {shape} {dtype}, metadata says {expected} {meta['dtype']}")
-        actual = data.stat().st_size
-        if actual != size:
-            raise BankError(f"{data} is truncated or padded: {actual} bytes, its header implies {size}")
+        self.metadata = meta
+        _check_data_file(data, meta)
+        with contextlib.suppress(OSError):  # chunks a crash left after the merge (best effort: may be read-only)
+            _remove_merged_chunks(self.path, int(meta["shots"]))
         if verify:
             digest = file_sha256(data)
             if digest != meta.get("sha256"):
@@ -541,10 +797,30 @@ class Bank:
     # -- data -----------------------------------------------------------------------------------
     @property
     def raw(self) -> np.ndarray:
-        """All raw rows, shape (shots, dim), memory-mapped read-only."""
+        """All raw rows, shape (shots, dim), memory-mapped read-only.
+
+        If the bank grew since it was opened (its old data file is gone, e.g. in a DataLoader
+        worker that unpickled this object), the new data file is opened by name instead; this
+        object keeps serving its original ``len(self)`` rows, which growing never changes.
+        """
         if self._raw is None:
-            self._raw = np.load(self._data_path, mmap_mode="r", allow_pickle=False)
+            try:
+                self._raw = np.load(self._data_path, mmap_mode="r", allow_pickle=False)
+            except FileNotFoundError:
+                self._raw = self._reopen_grown()
         return self._raw
+
+    def _reopen_grown(self) -> np.ndarray:
+        meta = _read_meta(self.path)
+        old = self.metadata
+        if (meta["fingerprint"] != old["fingerprint"] or int(meta["shots"]) < len(self) or meta["dim"] != old["dim"]
+                or meta["dtype"] != old["dtype"] or not meta.get("data_file")):
+            raise BankError(f"{self.path} was replaced by another bank while open; open it again")
+        data = self.path / meta["data_file"]
+        _check_data_file(data, meta)
+        self._data_path = data
+        self.metadata = dict(meta, shots=len(self), shape=[len(self), self.dim], grown_to=int(meta["shots"]))
+        return np.load(data, mmap_mode="r", allow_pickle=False)[: len(self)]
 
     def __getitem__(self, index) -> np.ndarray:
         """Raw rows (numpy indexing of :attr:`raw`)."""
@@ -586,6 +862,7 @@ class Bank:
 
     def verify(self) -> None:
         """Recompute the sha256 of the data file; BankError if it differs from the metadata."""
+        self.raw  # noqa: B018 - follows a bank that grew since it was opened
         digest = file_sha256(self._data_path)
         if digest != self.sha256:
             raise BankError(f"{self._data_path} was modified: sha256 differs from the recorded one")

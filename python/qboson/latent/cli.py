@@ -93,10 +93,10 @@ def _latent_from_args(args):
     meta_path = Path(args.out) / "bank.json"
     if seed is None and meta_path.exists():
         try:
-            seed = int(json.loads(meta_path.read_text())["seed"])
+            seed = int(json.loads(meta_path.read_text(encoding="utf-8"))["seed"])
             print(f"resuming {args.out} with its seed {seed}", file=sys.stderr)
-        except (ValueError, KeyError, TypeError):
-            pass
+        except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
+            seed = None  # not a readable bank: generation reports the problem
     dim = args.m if args.m is not None else (None if "unitary" in kwargs else 16)
     if dim is None:
         from .base import DEFAULT_DIM
@@ -127,12 +127,12 @@ def run_sample(args) -> int:
 
             bank = dask_generate(
                 latent, args.shots, args.out, client=args.scheduler, n_workers=args.dask_workers,
-                chunk_size=args.chunk_size, threads=args.threads, progress=not args.quiet,
+                chunk_size=args.chunk_size, threads=args.threads, progress=not args.quiet, normalisation="error",
             )
         else:
             bank = generate_bank(
                 latent, args.shots, args.out, chunk_size=args.chunk_size, threads=args.threads,
-                progress=not args.quiet,
+                progress=not args.quiet, normalisation="error",
             )
     except BankError as exc:
         print(f"qboson sample: {exc}", file=sys.stderr)

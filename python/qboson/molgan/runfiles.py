@@ -2,7 +2,7 @@
 
 ::
 
-    .qboson-run          marker: this folder was created by qboson (only such folders are written into)
+    .qboson-output.json  manifest: this folder was created by qboson (see :mod:`qboson._outdir`)
     config.json          the TrainConfig (also inside every checkpoint)
     latent_bank.npy      (M, dim) float32 latent vectors drawn once for the run
     checkpoint.pt        weights, optimisers, RNG states, stream positions: plain tensors and
@@ -32,41 +32,33 @@ from typing import Any, Iterator
 import torch
 
 from .._atomic import atomic_path, atomic_write_text
+from .._outdir import claim_output_dir
 
-__all__ = ["CHECKPOINT", "MARKER", "METRIC_FIELDS", "CURVE_FIELDS", "load_checkpoint", "save_checkpoint",
+__all__ = ["CHECKPOINT", "OUT_KIND", "METRIC_FIELDS", "CURVE_FIELDS", "load_checkpoint", "save_checkpoint",
            "prepare_run_dir", "read_rows", "write_rows", "LossWindow", "stop_on_sigint"]
 
 CHECKPOINT = "checkpoint.pt"
-MARKER = ".qboson-run"
+OUT_KIND = "molgan-run"
 METRIC_FIELDS = ["iteration", "critic_step", "critic_loss", "wasserstein", "gradient_penalty",
                  "generator_loss", "elapsed_s"]
 CURVE_FIELDS = ["iteration", "critic_step", "fraction", "decode", "n", "valid", "valid_unique", "novel",
                 "fcd", "fcd_unique", "seconds"]
 #: files a run writes; a folder holding only these (or nothing) may be used as a run folder
-RUN_FILES = frozenset({MARKER, "config.json", "latent_bank.npy", CHECKPOINT, "metrics.csv", "curve.csv",
+RUN_FILES = frozenset({"config.json", "latent_bank.npy", CHECKPOINT, "metrics.csv", "curve.csv",
                        "train_summary.json", "eval.json", "samples.smi"})
 
 
 def prepare_run_dir(out: Path, *, resume: bool) -> None:
-    """Create ``out`` or check that qboson may write into it; raise ``FileExistsError`` otherwise.
+    """Create ``out`` or check that qboson may write a run into it.
 
-    Allowed: a missing or empty folder (it is marked as a qboson run), or a folder with the
-    marker (a run; without ``resume`` it must hold no checkpoint yet).  Any other existing
-    folder is refused and nothing in it is touched.
+    Allowed: a missing or empty folder, a qboson run folder (its manifest, or only run files and
+    a ``config.json`` that parses, as written before manifests existed); anything else raises
+    :class:`qboson._outdir.OutputDirError` (a ``ValueError``) and nothing in it is touched.
+    Without ``resume`` a folder that already holds a checkpoint raises ``FileExistsError``.
     """
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / MARKER).is_file():
-            if not _is_unmarked_run(out):
-                raise FileExistsError(f"{out} is not empty and is not a qboson run folder (no {MARKER}); "
-                                      "choose a new or empty folder")
-            atomic_write_text(out / MARKER, "qboson MolGAN run\n")
-        if not resume and (out / CHECKPOINT).exists():
-            raise FileExistsError(f"{out} already holds a run; pass resume=True (--resume) or use a new folder")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / MARKER, "qboson MolGAN run\n")
+    claim_output_dir(out, OUT_KIND, manifest=_is_unmarked_run)
+    if not resume and (out / CHECKPOINT).exists():
+        raise FileExistsError(f"{out} already holds a run; pass resume=True (--resume) or use a new folder")
 
 
 def _is_unmarked_run(out: Path) -> bool:

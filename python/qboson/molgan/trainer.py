@@ -127,7 +127,7 @@ def train(
     ``latent_bank``: ``(M, dim)`` latent vectors (default: drawn with :func:`make_latent_bank`).
     ``resume``: continue from ``out_dir/checkpoint.pt`` if there is one, else start (the
     saved config is used; ``config`` may only change ``iterations``, to extend a run).
-    ``out_dir`` must be new, empty, or a qboson run folder (``FileExistsError`` otherwise);
+    ``out_dir`` must be new, empty, or a qboson run folder (``qboson._outdir.OutputDirError`` otherwise);
     without ``resume`` an existing checkpoint is an error too.
     ``evaluator``: called at ``config.curve_points`` evenly spaced iterations; its rows go to
     ``curve.csv`` (see :func:`qboson.molgan.evaluate.curve_evaluator`).
