@@ -31,7 +31,9 @@ The model of one shot, in the order a photon meets it
    ``dark_count_probability`` (per mode, per shot, i.e. per detection window; not a rate).  Then
    ``detection="pnr"`` keeps photon numbers and ``"threshold"`` clips every count at 1 (a click).
 6. **Post-selection.**  With ``postselect`` given, a shot is kept only when its number of detected
-   photons (clicks for threshold detectors, dark counts included) is one of the allowed values;
+   photons (clicks for threshold detectors, dark counts included) is one of the allowed values
+   (``postselect=16``, ``[15, 16]``, ``"14..16"``) or, with ``postselect=">=16"``, at least 16 (the
+   paper's hardware run: every input time bin filled, shots with fewer than 16 detections discarded);
    otherwise it is redrawn.  Attempt ``a`` of shot ``i`` uses the stream ``(seed, a, start + i)``, so
    shot ``i`` of the output still depends only on the seed and ``start + i``.  The number of raw
    attempts and the acceptance rate are reported by :meth:`NoiseModel.run` (and in
@@ -53,7 +55,7 @@ from .circuits import TimeBinCircuit
 from .cost import estimate_cost
 from .sampling import METHODS, run_sampler
 
-__all__ = ["NoiseModel", "NoisyRun", "transmission_from_db"]
+__all__ = ["NoiseModel", "NoisyRun", "transmission_from_db", "parse_postselect"]
 
 ArrayLike = Union[float, Sequence[float], np.ndarray]
 
@@ -150,6 +152,37 @@ def transmission_from_db(loss_db: float) -> float:
     return 10.0 ** (-loss_db / 10.0)
 
 
+def parse_postselect(value) -> tuple[Optional[tuple], Optional[int]]:
+    """Normalise a post-selection rule to ``(allowed values or None, at-least bound or None)``.
+
+    Accepted forms: an int (exactly k detected photons), a sequence of ints (any of them), and strings
+    ``">=k"`` (at least k), ``"a..b"`` (a to b inclusive) or ``"k"``.  Raises ``ValueError``/``TypeError``
+    naming the problem.
+    """
+    if isinstance(value, str):
+        text = value.replace(" ", "")
+        try:
+            if text.startswith(">="):
+                return None, as_int(int(text[2:]), "postselect", minimum=0)
+            if ".." in text:
+                lo, hi = (as_int(int(t), "postselect", minimum=0) for t in text.split("..", 1))
+                if hi < lo:
+                    raise ValueError(f"postselect range {value!r} is empty")
+                return tuple(range(lo, hi + 1)), None
+            return (as_int(int(text), "postselect", minimum=0),), None
+        except ValueError as exc:
+            if "postselect" in str(exc):
+                raise
+            raise ValueError(f"postselect must look like 16, '>=16' or '14..16', got {value!r}") from None
+    values = [value] if np.ndim(value) == 0 else list(value)
+    if not values:
+        raise ValueError("postselect must name at least one number of detected photons")
+    values = tuple(sorted({as_int(v, "postselect", minimum=0) for v in values}))
+    if len(values) > 1 << 16:
+        raise ValueError(f"postselect lists {len(values)} photon numbers; use '>=k' for an open range")
+    return values, None
+
+
 def _derived_key(key: int, *words: int) -> int:
     seq = np.random.SeedSequence([int(key) & (2**64 - 1), *words])
     return int(seq.generate_state(1, dtype=np.uint64)[0])
@@ -177,9 +210,14 @@ class NoiseModel:
         Probability of one dark count per output mode per shot, in [0, 1].
     detection : {"pnr", "threshold"}
         Photon-number-resolving detectors, or threshold (click) detectors that report min(count, 1).
-    postselect : int or sequence of int, optional
+    postselect : int, sequence of int or str, optional
         Keep only shots whose number of detected photons (clicks for threshold detection) is one of
-        these; e.g. ``postselect=16`` as in the paper's hardware run with 16 photons.
+        these: ``16``, ``[15, 16]``, ``"14..16"``, or ``">=16"`` for at least 16 (as in the paper's
+        hardware run, which filled all 32 input bins and kept shots with at least 16 detections).
+        After construction this attribute is a sorted tuple, or None for an at-least rule (whose bound
+        is then in ``min_detected``).
+    min_detected : int, optional
+        Keep only shots with at least this many detected photons (the same as ``postselect=">=k"``).
     angle_noise : float
         Standard deviation, in radians, of independent Gaussian errors on every beam-splitter angle of a
         :class:`qboson.circuits.TimeBinCircuit`, redrawn per shot.
@@ -198,7 +236,8 @@ class NoiseModel:
     hom_visibility: Optional[float] = None
     dark_count_probability: ArrayLike = 0.0
     detection: str = "pnr"
-    postselect: Optional[Union[int, Sequence[int]]] = None
+    postselect: Optional[Union[int, Sequence[int], str]] = None
+    min_detected: Optional[int] = None
     angle_noise: float = 0.0
     circuit: Optional[TimeBinCircuit] = None
     max_attempts: int = 100_000
@@ -224,12 +263,18 @@ class NoiseModel:
             put("hom_visibility", _probability(self.hom_visibility, "hom_visibility"))
         if self.detection not in ("pnr", "threshold"):
             raise ValueError(f"detection must be 'pnr' or 'threshold', got {self.detection!r}")
+        at_least = None
+        if self.min_detected is not None:
+            at_least = as_int(self.min_detected, "min_detected", minimum=0)
         if self.postselect is not None:
-            values = [self.postselect] if np.ndim(self.postselect) == 0 else list(self.postselect)
-            if not values:
-                raise ValueError("postselect must name at least one number of detected photons")
-            values = tuple(sorted({as_int(v, "postselect", minimum=0) for v in values}))
+            values, bound = parse_postselect(self.postselect)
+            if bound is not None and at_least is not None and bound != at_least:
+                raise ValueError(f"postselect={self.postselect!r} contradicts min_detected={at_least}")
+            if values is not None and at_least is not None:
+                raise ValueError("give postselect (allowed photon numbers) or min_detected (at least k), not both")
+            at_least = bound if bound is not None else at_least
             put("postselect", values)
+        put("min_detected", at_least)
         try:
             angle_noise = float(self.angle_noise)
         except (TypeError, ValueError):
@@ -312,7 +357,7 @@ class NoiseModel:
         self._check_postselect(plan)
         if shots == 0:
             out, attempts = np.empty((0, m), dtype=plan.dtype), 0
-        elif self.postselect is None and plan.angle_noise == 0:
+        elif not self.postselects and plan.angle_noise == 0:
             # One pass, no redraws: the kernel's own progress bar (with ETA) and chunking apply.
             out = plan.raw(np.arange(start, start + shots, dtype=np.int64), 0, progress=progress)
             attempts = shots
@@ -322,12 +367,50 @@ class NoiseModel:
         object.__setattr__(self, "last_run", result)
         return result
 
-    def _accepted(self, raw: np.ndarray) -> np.ndarray:
+    @property
+    def postselects(self) -> bool:
+        """True when some shots may be rejected (an exact or at-least post-selection rule)."""
+        return self.postselect is not None or bool(self.min_detected)
+
+    @property
+    def postselection_rule(self) -> str:
+        """The post-selection rule in words, e.g. ``"at least 16 detected photons"`` (``"none"``)."""
+        if self.min_detected is not None:
+            return f"at least {self.min_detected} detected photons"
         if self.postselect is None:
-            return np.ones(raw.shape[0], dtype=bool)
+            return "none"
+        vals = list(self.postselect)
+        if len(vals) == 1:
+            return f"exactly {vals[0]} detected photons"
+        if vals == list(range(vals[0], vals[-1] + 1)):
+            return f"{vals[0]} to {vals[-1]} detected photons"
+        return f"one of {vals} detected photons"
+
+    def accepts(self, totals) -> np.ndarray:
+        """Whether shots with these numbers of detected photons pass post-selection (bool array)."""
+        totals = np.asarray(totals, dtype=np.int64)
+        if self.min_detected is not None:
+            return totals >= self.min_detected
+        if self.postselect is None:
+            return np.ones(totals.shape, dtype=bool)
         table = self._accept_table
-        totals = raw.sum(axis=1, dtype=np.int64)
         return table[np.minimum(totals, table.size - 1)]
+
+    def acceptance_probability(self, circuit_or_unitary, input_modes: Sequence[int]) -> float:
+        """Exact probability that a raw shot passes post-selection (1.0 without it).
+
+        Exact for PNR detection (any size when all loss acts before the interferometer, up to 20
+        photons with per-mode output loss) and threshold detection (up to 16 modes); other cases and
+        angle noise raise ``ValueError``.  See :mod:`qboson.noisy_moments`.
+        """
+        from .noisy_moments import acceptance_probability
+
+        return acceptance_probability(circuit_or_unitary, input_modes, self)
+
+    def _accepted(self, raw: np.ndarray) -> np.ndarray:
+        if not self.postselects:
+            return np.ones(raw.shape[0], dtype=bool)
+        return self.accepts(raw.sum(axis=1, dtype=np.int64))
 
     @property
     def _accept_table(self) -> np.ndarray:
@@ -342,7 +425,7 @@ class NoiseModel:
     def _give_up(self, accepted: int, attempts: int) -> RuntimeError:
         rate = accepted / attempts if attempts else 0.0
         return RuntimeError(
-            f"post-selection on {list(self.postselect)} detected photons rejected a shot {self.max_attempts} "
+            f"post-selection on {self.postselection_rule} rejected a shot {self.max_attempts} "
             f"times (acceptance so far {accepted}/{attempts} = {rate:.3g}); relax postselect, reduce the loss "
             "or raise max_attempts"
         )
@@ -432,14 +515,15 @@ class NoiseModel:
         return None, u
 
     def _check_postselect(self, plan: "_Plan") -> None:
-        if self.postselect is None:
+        if not self.postselects:
             return
         most = plan.n + int(np.count_nonzero(plan.dark[: plan.m]))
         if self.detection == "threshold":
             most = min(most, plan.m)
-        if min(self.postselect) > most:
+        least = self.min_detected if self.min_detected is not None else min(self.postselect)
+        if least > most:
             raise ValueError(
-                f"postselect={list(self.postselect)} can never be met: at most {most} photons can be detected "
+                f"post-selection on {self.postselection_rule} can never be met: at most {most} photons can be detected "
                 f"({plan.n} photons, {plan.m} modes, dark counts on {int(np.count_nonzero(plan.dark[: plan.m]))} modes)"
             )
 
