@@ -66,6 +66,8 @@ _CALL_OVERHEAD_S = 6e-5
 #: Retry a of shot g (post-selection) is raw shot g * _RETRY_STRIDE + a - 1 of the retry stream.
 _RETRY_STRIDE = 1 << 22
 _MAX_SHOT_INDEX = 1 << 40
+#: Largest photon number a post-selection rule may name (far above any device; bounds its lookup table).
+_MAX_POSTSELECT = 1 << 20
 #: Largest block of retries drawn for one shot in one kernel call.
 _MAX_RETRY_BLOCK = 4096
 #: Kernel calls expected to take less than this many seconds run on one thread.
@@ -102,9 +104,11 @@ class NoisyRun:
 
 
 def _probability(value, name: str) -> float:
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TypeError(f"{name} must be a number in [0, 1], got {value!r}") from None
     if not (0.0 <= v <= 1.0):
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
@@ -114,7 +118,10 @@ def _probability(value, name: str) -> float:
 def _probability_or_array(value, name: str) -> Union[float, np.ndarray]:
     if np.ndim(value) == 0:
         return _probability(value, name)
-    arr = np.array(value, dtype=np.float64)
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"{name} must be a number or a 1-D array of numbers in [0, 1]") from None
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a number or a 1-D array (one value per mode), got shape {arr.shape}")
     if not np.all((arr >= 0) & (arr <= 1)):
@@ -163,24 +170,34 @@ def parse_postselect(value) -> tuple[Optional[tuple], Optional[int]]:
         text = value.replace(" ", "")
         try:
             if text.startswith(">="):
-                return None, as_int(int(text[2:]), "postselect", minimum=0)
+                return None, _photon_number(int(text[2:]), "postselect")
             if ".." in text:
-                lo, hi = (as_int(int(t), "postselect", minimum=0) for t in text.split("..", 1))
+                lo, hi = (_photon_number(int(t), "postselect") for t in text.split("..", 1))
                 if hi < lo:
                     raise ValueError(f"postselect range {value!r} is empty")
                 return tuple(range(lo, hi + 1)), None
-            return (as_int(int(text), "postselect", minimum=0),), None
+            return (_photon_number(int(text), "postselect"),), None
         except ValueError as exc:
             if "postselect" in str(exc):
                 raise
             raise ValueError(f"postselect must look like 16, '>=16' or '14..16', got {value!r}") from None
-    values = [value] if np.ndim(value) == 0 else list(value)
+    if isinstance(value, (set, frozenset, dict)):
+        raise TypeError(f"postselect must be an int, a sequence of ints or a string like '>=16', got {type(value).__name__}")
+    try:
+        values = [value] if np.ndim(value) == 0 else list(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"postselect must be an int, a sequence of ints or a string like '>=16', got {value!r}") from None
     if not values:
         raise ValueError("postselect must name at least one number of detected photons")
-    values = tuple(sorted({as_int(v, "postselect", minimum=0) for v in values}))
-    if len(values) > 1 << 16:
-        raise ValueError(f"postselect lists {len(values)} photon numbers; use '>=k' for an open range")
+    values = tuple(sorted({_photon_number(v, "postselect") for v in values}))
     return values, None
+
+
+def _photon_number(value, name: str) -> int:
+    k = as_int(value, name, minimum=0)
+    if k > _MAX_POSTSELECT:
+        raise ValueError(f"{name}={k} is more detected photons than any device holds (limit {_MAX_POSTSELECT})")
+    return k
 
 
 def _derived_key(key: int, *words: int) -> int:
@@ -261,11 +278,11 @@ class NoiseModel:
             put("indistinguishability", _probability(self.indistinguishability, "indistinguishability"))
         if self.hom_visibility is not None:
             put("hom_visibility", _probability(self.hom_visibility, "hom_visibility"))
-        if self.detection not in ("pnr", "threshold"):
+        if not isinstance(self.detection, str) or self.detection not in ("pnr", "threshold"):
             raise ValueError(f"detection must be 'pnr' or 'threshold', got {self.detection!r}")
         at_least = None
         if self.min_detected is not None:
-            at_least = as_int(self.min_detected, "min_detected", minimum=0)
+            at_least = _photon_number(self.min_detected, "min_detected")
         if self.postselect is not None:
             values, bound = parse_postselect(self.postselect)
             if bound is not None and at_least is not None and bound != at_least:
@@ -276,8 +293,10 @@ class NoiseModel:
             put("postselect", values)
         put("min_detected", at_least)
         try:
+            if isinstance(self.angle_noise, (str, bytes)):
+                raise TypeError
             angle_noise = float(self.angle_noise)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise TypeError(f"angle_noise must be a number of radians, got {self.angle_noise!r}") from None
         if not (angle_noise >= 0 and math.isfinite(angle_noise)):
             raise ValueError(f"angle_noise must be a finite standard deviation >= 0 (radians), got {self.angle_noise!r}")
@@ -287,6 +306,70 @@ class NoiseModel:
         put("max_attempts", as_int(self.max_attempts, "max_attempts", minimum=1))
         if self.max_attempts > _RETRY_STRIDE:
             raise ValueError(f"max_attempts must be <= {_RETRY_STRIDE}, got {self.max_attempts}")
+
+    # ------------------------------------------------------------------------------------------
+    _JSON_FIELDS = (
+        "transmission", "input_transmission", "output_transmission", "detector_efficiency",
+        "indistinguishability", "hom_visibility", "dark_count_probability", "detection", "postselect",
+        "min_detected", "angle_noise", "max_attempts",
+    )
+
+    def to_dict(self) -> dict:
+        """The model as JSON-safe values (arrays as lists); :meth:`from_dict` rebuilds it.
+
+        The circuit of an angle-noise model is stored as ``{"delays": [...], "angles": [...]}``.
+        """
+        out = {}
+        for name in self._JSON_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                value = [float(v) for v in value]
+            elif isinstance(value, tuple):
+                value = [int(v) for v in value]
+            out[name] = value
+        if self.circuit is not None:
+            out["circuit"] = {"delays": [int(d) for d in self.circuit.delays],
+                              "angles": [float(a) for a in self.circuit.angles]}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NoiseModel":
+        """Rebuild a model from :meth:`to_dict` output (or a hand-written JSON object of the same keys).
+
+        Unknown keys raise ``ValueError`` naming them; bad values raise as the constructor does.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"a noise model must be a JSON object (dict), got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls._JSON_FIELDS) - {"circuit"})
+        if unknown:
+            raise ValueError(f"unknown noise model key(s) {unknown}; valid keys: {', '.join(cls._JSON_FIELDS)}, circuit")
+        kwargs = dict(data)
+        circuit = kwargs.pop("circuit", None)
+        if circuit is not None:
+            if not isinstance(circuit, dict) or set(circuit) != {"delays", "angles"}:
+                raise ValueError("noise model 'circuit' must be an object with keys 'delays' and 'angles'")
+            from .circuits import time_bin_interferometer
+
+            delays = circuit["delays"]
+            angles = np.asarray(circuit["angles"], dtype=np.float64)
+            m = (angles.size + sum(int(d) for d in delays)) // max(1, len(delays))
+            kwargs["circuit"] = time_bin_interferometer(m, delays, angles=angles)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, path) -> "NoiseModel":
+        """Read a model from a JSON file (an object of :meth:`to_dict` keys); errors name the file."""
+        import json
+        from pathlib import Path
+
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"cannot read noise model {str(path)!r}: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"noise model {str(path)!r}: {exc}") from None
 
     # ------------------------------------------------------------------------------------------
     @property
