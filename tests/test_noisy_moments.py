@@ -148,9 +148,22 @@ def test_at_least_k_acceptance_rate_matches_exact_probability():
     np.testing.assert_array_equal(again, run.samples)
 
 
-def test_moments_refuse_postselection_and_angle_noise():
-    with pytest.raises(ValueError, match="post-selection"):
-        nm.statistics(U, MODES, NoiseModel(postselect=">=2"))
+@pytest.mark.parametrize("rule, allowed", [(">=2", {2, 3}), ("1..2", {1, 2}), (3, {3})])
+def test_postselected_moments_with_uniform_loss_match_brute_force(rule, allowed):
+    _, _, mean, cov = _brute({}, t_in=[0.55] * 3, x=0.8, postselect=allowed)
+    got = nm.statistics(U, MODES, NoiseModel(transmission=0.55, indistinguishability=0.8, postselect=rule))
+    np.testing.assert_allclose(got.mean, mean, atol=1e-12)
+    np.testing.assert_allclose(got.covariance, cov, atol=1e-12)
+
+
+def test_moments_refuse_postselection_without_closed_form_and_angle_noise():
+    for model in (
+        NoiseModel(transmission=0.5, postselect=">=2", detection="threshold"),
+        NoiseModel(transmission=0.5, postselect=">=2", dark_count_probability=0.01),
+        NoiseModel(input_transmission=[0.5, 0.6, 0.7, 0.8], postselect=">=2"),
+    ):
+        with pytest.raises(ValueError, match="post-selection"):
+            nm.statistics(U, MODES, model)
     tbi = qboson.circuits.time_bin_interferometer(4, (1,), seed=0)
     with pytest.raises(ValueError, match="angle noise"):
         nm.statistics(tbi, MODES, NoiseModel(angle_noise=0.1, circuit=tbi))

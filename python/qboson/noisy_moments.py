@@ -30,8 +30,14 @@ efficiency).  With ``P = |B|^2``, ``M = B B^dagger`` and the overlap ``x`` (HOM 
   generating function at n + 1 roots of unity.  For threshold detection the number of clicks follows
   by inclusion-exclusion over sets of modes (2^m permanents, small m only).
 
-Post-selection and angle noise have no closed form here: :func:`statistics` raises ``ValueError`` and
-callers fall back to empirical moments.
+* Post-selection on the number of detected photons, PNR detection, no dark counts and the same survival
+  probability t for every photon, all of it before the interferometer (the PT-series recipe: uniform
+  loss, every input filled): given that r photons survive, the survivors are a uniform random r-subset
+  of the inputs, so ``E[s_j | r] = (r / n) mu_j`` and ``G(r) = r (r - 1) / (n (n - 1)) G`` (mu and G of
+  the lossless device), averaged over the binomial law of r restricted to the accepted values.
+
+Other post-selected models and angle noise have no closed form here: :func:`statistics` raises
+``ValueError`` and callers fall back to empirical moments.
 """
 
 from __future__ import annotations
@@ -121,11 +127,43 @@ def _check_closed_form(model) -> None:
         return
     if model.angle_noise > 0:
         raise ValueError("angle noise has no closed-form moments (every shot has its own circuit); use empirical moments")
-    if model.postselects:
+
+
+def _uniform_survival(b: np.ndarray) -> Optional[float]:
+    """t when ``B^dagger B = t I`` (every photon survives with probability t before the interferometer)."""
+    gram = b.conj().T @ b
+    t = float(np.mean(np.diag(gram).real)) if gram.size else 1.0
+    if np.max(np.abs(gram - t * np.eye(gram.shape[0])), initial=0.0) > 1e-10:
+        return None
+    return t
+
+
+def _postselected_statistics(b: np.ndarray, model, x: float) -> NoisyMoments:
+    n = b.shape[1]
+    t = _uniform_survival(b)
+    dark = np.asarray(model.dark_count_probability)
+    if model.detection != "pnr" or t is None or np.any(dark > 0) or n == 0:
         raise ValueError(
-            f"post-selection ({model.postselection_rule}) has no closed-form moments; use empirical moments "
-            "of a pre-drawn or recorded bank"
+            f"post-selection ({model.postselection_rule}) has closed-form moments only for PNR detection, no dark "
+            "counts and the same loss for every photon before the interferometer; use empirical moments of a "
+            "pre-drawn or recorded bank"
         )
+    r = np.arange(n + 1)
+    law = np.array([math.comb(n, k) for k in r], dtype=np.float64) * t**r * (1.0 - t) ** (n - r)
+    law = law * model.accepts(r)
+    if law.sum() <= 0:
+        raise ValueError(f"post-selection ({model.postselection_rule}) never accepts a shot of this device")
+    law = law / law.sum()
+    a = b / math.sqrt(t) if t > 0 else b
+    p = np.abs(a) ** 2
+    mu = p.sum(axis=1)
+    ppt = p @ p.T
+    g = np.outer(mu, mu) - ppt + x**2 * (np.abs(a @ a.conj().T) ** 2 - ppt)
+    first = float(law @ r) / n
+    second = float(law @ (r * (r - 1))) / (n * (n - 1)) if n > 1 else 0.0
+    mean = first * mu
+    cov = second * g + np.diag(mean) - np.outer(mean, mean)
+    return NoisyMoments(mean, (cov + cov.T) / 2)
 
 
 def _dark(model, m: int) -> np.ndarray:
@@ -230,7 +268,8 @@ def statistics(unitary, input_modes: Sequence[int], model=None, *, distinguishab
     input_modes : sequence of int
         Occupied inputs, one photon each.
     model : qboson.noise.NoiseModel, optional
-        The noise; ``None`` is the ideal device.  Post-selection and angle noise raise ``ValueError``.
+        The noise; ``None`` is the ideal device.  Angle noise, and post-selection outside the case of the
+        module notes, raise ``ValueError``.
     distinguishable : bool
         Fully distinguishable photons (overrides the model's overlap).
     """
@@ -238,6 +277,8 @@ def statistics(unitary, input_modes: Sequence[int], model=None, *, distinguishab
     b = effective_amplitudes(unitary, input_modes, model)
     m = b.shape[0]
     x = _overlap(model, distinguishable)
+    if model is not None and model.postselects:
+        return _postselected_statistics(b, model, x)
     dark = _dark(model, m)
     threshold = model is not None and model.detection == "threshold"
     if not threshold:
