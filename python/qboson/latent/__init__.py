@@ -36,8 +36,8 @@ KINDS = {
 _PHOTON_KINDS = ("quantum", "photonic")
 _CIRCUIT_KINDS = ("quantum", "photonic", "gaussian_matched", "counts_matched")
 _EXTRA_KWARGS = {
-    "quantum": {"threads", "method", "noise"},
-    "photonic": {"threads", "method", "noise"},
+    "quantum": {"threads", "method", "noise", "calibration_shots"},
+    "photonic": {"threads", "method", "noise", "calibration_shots"},
     "gaussian": set(),
     "bernoulli": {"p"},
     "gaussian_matched": {"match"},
@@ -124,8 +124,12 @@ def from_spec(spec: dict, *, backend: Any = None, **overrides) -> Latent:
         raise ValueError(f"spec names unknown latent {name!r}; valid names: {', '.join(KINDS)}")
     if spec.pop("backend", None) is not None and backend is None:
         raise ValueError(f"this {name} latent was sampled through a custom backend; pass backend= to rebuild it")
-    if spec.pop("noise", None) is not None and "noise" not in overrides:
-        raise ValueError(f"this {name} latent was sampled with a noise model; pass noise= to rebuild it")
+    noise = spec.pop("noise", None)
+    if noise is not None and "noise" not in overrides:
+        if not isinstance(noise, dict):
+            raise ValueError(f"this {name} latent was sampled with a noise model; pass noise= to rebuild it")
+        spec["noise"] = noise
+    mean_source = spec.pop("mean_source", None)
     recorded_sha = spec.pop("unitary_sha256", None)
     if "unitary" in spec:
         from .photonic import unitary_sha256

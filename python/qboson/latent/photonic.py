@@ -7,6 +7,20 @@ occupations but not their second moments (see :mod:`qboson.latent.moments`).
 With the default sampler, the default stream of a latent with seed ``s`` equals
 ``qboson.sample(n, m, shots, seed=s)``: the unitary is the Haar matrix that call would draw,
 and row ``i`` is its shot ``i``.
+
+Centring.  Every photon latent is centred on the mean of its *own* distribution, and says which
+(:attr:`PhotonLatent.mean_source`, also in its spec and so in a bank's metadata):
+
+``exact``            ideal device: :mod:`qboson.latent.moments`;
+``exact-noisy``      a noise model with closed-form moments (:mod:`qboson.noisy_moments`: loss,
+                     partial distinguishability, dark counts, threshold detection, post-selection
+                     after uniform loss);
+``empirical-calibration``  other noise models (post-selection with dark counts or threshold
+                     detection, angle noise): the mean and covariance of ``calibration_shots`` rows
+                     pre-drawn from a separate stream of the same latent;
+``empirical-recorded``     a ``recorded`` backend: the mean and covariance of every recorded row;
+``exact-ideal-backend``    another backend without a qboson noise model: the ideal exact moments
+                     (nothing better is known about the device).
 """
 
 from __future__ import annotations
@@ -91,9 +105,12 @@ class PhotonLatent(Latent):
         OpenMP threads of :func:`qboson.sample` (``None`` = all cores).
     method : str
         Permanent scheme of :func:`qboson.sample` (``"cc2020"`` or ``"cc2017"``).
-    noise : optional
-        A ``qboson.noise`` model forwarded to :func:`qboson.sample` (exact moments then no longer
-        apply: ``mean``/``std`` describe the noiseless device).
+    noise : qboson.noise.NoiseModel or dict, optional
+        A noise model (or its :meth:`~qboson.noise.NoiseModel.to_dict` form) forwarded to
+        :func:`qboson.sample`; ``mean``/``std``/``covariance`` then describe the noisy device (see
+        the module notes for how they are obtained).
+    calibration_shots : int
+        Rows pre-drawn to estimate the moments when no closed form exists (default 20000).
     """
 
     distinguishable: bool = False
@@ -112,6 +129,7 @@ class PhotonLatent(Latent):
         threads: Optional[int] = None,
         method: str = "cc2020",
         noise: Any = None,
+        calibration_shots: int = 20_000,
     ) -> None:
         from .base import as_seed_int
 
@@ -123,7 +141,12 @@ class PhotonLatent(Latent):
         self.n_photons = int(modes.size)
         self.threads = None if threads is None else as_threads(threads)
         self.method = str(method)
+        if isinstance(noise, dict):
+            from ..noise import NoiseModel
+
+            noise = NoiseModel.from_dict(noise)
         self.noise = noise
+        self.calibration_shots = as_int(calibration_shots, "calibration_shots", minimum=2)
         self.backend = backend
         if backend is not None:
             sample_fn = getattr(backend, "sample", None)
@@ -141,8 +164,44 @@ class PhotonLatent(Latent):
             if noise is not None:
                 raise ValueError("noise= applies to the default qboson sampler, not to a backend")
             self.index_deterministic = bool(self._backend_start)
-        self._mean = moments.mean_counts(u, modes)
-        self._cov = moments.covariance(u, modes, distinguishable=self.distinguishable)
+        self._mean, self._cov, self.mean_source = self._moments()
+
+    # -- moments of the latent's own distribution ------------------------------------------------
+    #: Stream (child of the root seed) of the rows drawn to estimate moments without a closed form.
+    _CALIBRATION_STREAM = 0xCA1B
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray, str]:
+        from ..noise import NoiseModel
+        from .. import noisy_moments
+
+        u, modes = self.unitary, self.input_modes
+        recorded = getattr(self.backend, "data", None)
+        if self.backend is not None and hasattr(recorded, "samples") and hasattr(recorded, "path"):
+            rows = np.asarray(recorded.samples, dtype=np.float64)
+            if rows.shape[1] != self.dim or rows.shape[0] < 2:
+                raise ValueError(f"recorded backend holds rows of shape {rows.shape}; cannot estimate the latent's moments")
+            return rows.mean(axis=0), np.cov(rows, rowvar=False).reshape(self.dim, self.dim), "empirical-recorded"
+        noise = self.noise
+        if self.backend is not None:
+            noise = getattr(self.backend, "noise", None)
+            if not isinstance(noise, NoiseModel):
+                return (moments.mean_counts(u, modes),
+                        moments.covariance(u, modes, distinguishable=self.distinguishable), "exact-ideal-backend")
+        if noise is None:
+            return moments.mean_counts(u, modes), moments.covariance(u, modes, distinguishable=self.distinguishable), "exact"
+        if not isinstance(noise, NoiseModel):
+            return (moments.mean_counts(u, modes),
+                    moments.covariance(u, modes, distinguishable=self.distinguishable), "exact-ideal-backend")
+        try:
+            st = noisy_moments.statistics(self._circuit_for_noise(noise), modes, noise, distinguishable=self.distinguishable)
+            return st.mean, st.covariance, "exact-noisy"
+        except ValueError:
+            pass  # no closed form: estimate from a separate pre-drawn stream
+        rows = self.raw_at(0, self.calibration_shots, SeedTemplate(self.seed).child(self._CALIBRATION_STREAM)).astype(np.float64)
+        return rows.mean(axis=0), np.cov(rows, rowvar=False), "empirical-calibration"
+
+    def _circuit_for_noise(self, noise):
+        return self.unitary
 
     # -- protocol ----------------------------------------------------------------------------
     @property
@@ -220,7 +279,11 @@ class PhotonLatent(Latent):
         if self.backend is not None:
             spec["backend"] = f"{type(self.backend).__module__}.{type(self.backend).__qualname__}"
         if self.noise is not None:
-            spec["noise"] = repr(self.noise)
+            to_dict = getattr(self.noise, "to_dict", None)
+            spec["noise"] = to_dict() if callable(to_dict) else repr(self.noise)
+        spec["mean_source"] = self.mean_source
+        if self.mean_source == "empirical-calibration":
+            spec["calibration_shots"] = self.calibration_shots
         return spec
 
     def describe(self) -> str:
@@ -230,7 +293,7 @@ class PhotonLatent(Latent):
             f"(inputs {self.input_modes.tolist()}, unitary sha256 {unitary_sha256(self.unitary)[:12]}), "
             f"seed={self.seed}, Fano factor {self.fano_factor:.3f}"
         )
-        norm = [s for s, on in (("centred on exact mean", self.centre), ("unit variance", self.scale)) if on]
+        norm = [s for s, on in ((f"centred on its own mean ({self.mean_source})", self.centre), ("unit variance", self.scale)) if on]
         return text + (f"; {', '.join(norm)}" if norm else "; raw counts")
 
 
