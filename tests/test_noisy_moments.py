@@ -156,10 +156,19 @@ def test_postselected_moments_with_uniform_loss_match_brute_force(rule, allowed)
     np.testing.assert_allclose(got.covariance, cov, atol=1e-12)
 
 
+@pytest.mark.parametrize("rule, allowed", [(">=3", {3, 4, 5, 6, 7}), ("2..3", {2, 3}), (1, {1})])
+def test_postselected_moments_with_dark_counts_match_brute_force(rule, allowed):
+    dark = [0.05, 0.2, 0.0, 0.1]
+    _, _, mean, cov = _brute({}, t_in=[0.6] * 3, x=0.9, dark=dark, postselect=allowed)
+    model = NoiseModel(transmission=0.6, indistinguishability=0.9, dark_count_probability=dark, postselect=rule)
+    got = nm.statistics(U, MODES, model)
+    np.testing.assert_allclose(got.mean, mean, atol=1e-12)
+    np.testing.assert_allclose(got.covariance, cov, atol=1e-12)
+
+
 def test_moments_refuse_postselection_without_closed_form_and_angle_noise():
     for model in (
         NoiseModel(transmission=0.5, postselect=">=2", detection="threshold"),
-        NoiseModel(transmission=0.5, postselect=">=2", dark_count_probability=0.01),
         NoiseModel(input_transmission=[0.5, 0.6, 0.7, 0.8], postselect=">=2"),
     ):
         with pytest.raises(ValueError, match="post-selection"):

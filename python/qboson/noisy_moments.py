@@ -30,11 +30,13 @@ efficiency).  With ``P = |B|^2``, ``M = B B^dagger`` and the overlap ``x`` (HOM 
   generating function at n + 1 roots of unity.  For threshold detection the number of clicks follows
   by inclusion-exclusion over sets of modes (2^m permanents, small m only).
 
-* Post-selection on the number of detected photons, PNR detection, no dark counts and the same survival
-  probability t for every photon, all of it before the interferometer (the PT-series recipe: uniform
-  loss, every input filled): given that r photons survive, the survivors are a uniform random r-subset
-  of the inputs, so ``E[s_j | r] = (r / n) mu_j`` and ``G(r) = r (r - 1) / (n (n - 1)) G`` (mu and G of
-  the lossless device), averaged over the binomial law of r restricted to the accepted values.
+* Post-selection on the number of detected photons, PNR detection and the same survival probability t
+  for every photon, all of it before the interferometer (the PT-series recipe: uniform loss, every
+  input filled): given that r photons survive, the survivors are a uniform random r-subset of the
+  inputs, so ``E[s_j | r] = (r / n) mu_j`` and ``G(r) = r (r - 1) / (n (n - 1)) G`` (mu and G of the
+  lossless device).  Dark counts are independent of the photons; given their total q, their
+  conditional moments follow from leave-one-out and leave-two-out Poisson-binomial laws.  Everything
+  is averaged over the joint law of (r, q) restricted to accepted totals r + q.
 
 Other post-selected models and angle noise have no closed form here: :func:`statistics` raises
 ``ValueError`` and callers fall back to empirical moments.
@@ -140,30 +142,66 @@ def _uniform_survival(b: np.ndarray) -> Optional[float]:
 
 def _postselected_statistics(b: np.ndarray, model, x: float) -> NoisyMoments:
     n = b.shape[1]
+    m = b.shape[0]
     t = _uniform_survival(b)
-    dark = np.asarray(model.dark_count_probability)
-    if model.detection != "pnr" or t is None or np.any(dark > 0) or n == 0:
+    if model.detection != "pnr" or t is None or n == 0:
         raise ValueError(
-            f"post-selection ({model.postselection_rule}) has closed-form moments only for PNR detection, no dark "
-            "counts and the same loss for every photon before the interferometer; use empirical moments of a "
-            "pre-drawn or recorded bank"
+            f"post-selection ({model.postselection_rule}) has closed-form moments only for PNR detection and "
+            "the same loss for every photon before the interferometer; use empirical moments of a pre-drawn "
+            "or recorded bank"
         )
+    dark = _dark(model, m)
     r = np.arange(n + 1)
-    law = np.array([math.comb(n, k) for k in r], dtype=np.float64) * t**r * (1.0 - t) ** (n - r)
-    law = law * model.accepts(r)
-    if law.sum() <= 0:
+    law_n = np.array([math.comb(n, k) for k in r], dtype=np.float64) * t**r * (1.0 - t) ** (n - r)
+    law_k = _poisson_binomial(dark)  # dark counts in all modes, independent of the photons
+    qs = np.arange(m + 1)
+    # Joint law of (survivors r, dark counts q) restricted to accepted totals r + q.
+    w = law_n[:, None] * law_k[None, :] * model.accepts(r[:, None] + qs[None, :])
+    if w.sum() <= 0:
         raise ValueError(f"post-selection ({model.postselection_rule}) never accepts a shot of this device")
-    law = law / law.sum()
+    w = w / w.sum()
+    w_r, w_q = w.sum(axis=1), w.sum(axis=0)
     a = b / math.sqrt(t) if t > 0 else b
     p = np.abs(a) ** 2
     mu = p.sum(axis=1)
     ppt = p @ p.T
     g = np.outer(mu, mu) - ppt + x**2 * (np.abs(a @ a.conj().T) ** 2 - ppt)
-    first = float(law @ r) / n
-    second = float(law @ (r * (r - 1))) / (n * (n - 1)) if n > 1 else 0.0
-    mean = first * mu
-    cov = second * g + np.diag(mean) - np.outer(mean, mean)
+    f1 = r / n  # given r survivors (a uniform r-subset): E[photons_j] = f1 * mu_j
+    f2 = r * (r - 1) / (n * (n - 1)) if n > 1 else np.zeros(n + 1)
+    # Dark counts given their total q: E[d_j | q] and E[d_j d_k | q] from leave-out Poisson-binomial laws.
+    e1, e2 = _dark_given_total(dark)
+    ph_mean = float(w_r @ f1) * mu
+    dk_mean = w_q @ e1
+    mean = ph_mean + dk_mean
+    cross = np.outer(mu, (w.T @ f1) @ e1)  # sum_{r,q} w f1(r) mu_j E[d_k | q]
+    second = float(w_r @ f2) * g + np.diag(ph_mean) + cross + cross.T + np.einsum("q,qjk->jk", w_q, e2)
+    cov = second - np.outer(mean, mean)
     return NoisyMoments(mean, (cov + cov.T) / 2)
+
+
+def _dark_given_total(dark: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``E[d_j | K = q]`` (shape (m + 1, m)) and ``E[d_j d_k | K = q]`` (shape (m + 1, m, m)) for
+    independent Bernoulli(dark_j) counts d_j with total K (zero where P(K = q) = 0)."""
+    m = dark.size
+    total = _poisson_binomial(dark)
+    safe = np.where(total > 0, total, 1.0)
+    e1 = np.zeros((m + 1, m))
+    e2 = np.zeros((m + 1, m, m))
+    if not np.any(dark > 0):
+        return e1, e2
+    for j in np.flatnonzero(dark > 0):
+        rest = _poisson_binomial(np.delete(dark, j))
+        e1[1:, j] = dark[j] * rest / safe[1:]
+        e2[:, j, j] = e1[:, j]
+        for k in np.flatnonzero(dark > 0):
+            if k <= j:
+                continue
+            rest2 = _poisson_binomial(np.delete(dark, [j, k]))
+            val = dark[j] * dark[k] * rest2 / safe[2:]
+            e2[2:, j, k] = e2[2:, k, j] = val
+    e1[total <= 0] = 0.0
+    e2[total <= 0] = 0.0
+    return e1, e2
 
 
 def _dark(model, m: int) -> np.ndarray:
