@@ -52,7 +52,7 @@ def test_sample_pt_series_and_inspect_against_the_ideal_latent(tmp_path, capsys)
     assert entry["ideal"]["photons_per_shot"] == 5.0 and entry["photons_per_shot"] >= 5.0
 
 
-def test_sample_through_a_recorded_backend(tmp_path):
+def test_sample_through_a_recorded_backend(tmp_path, capsys):
     u = qboson.haar_unitary(6, 3)
     np.save(tmp_path / "u.npy", u)
     rows = qboson.sample(unitary=u, input_modes=range(6), shots=200, seed=1,
@@ -66,6 +66,11 @@ def test_sample_through_a_recorded_backend(tmp_path):
     assert sorted(map(tuple, np.asarray(bank.raw).tolist())) == sorted(map(tuple, rows.tolist()))
     np.testing.assert_allclose(bank.mean, rows.mean(axis=0))  # centred on the recorded rows' own mean
     assert bank.spec["mean_source"] == "empirical-recorded"
+    # The ideal latent of a recorded bank: the same circuit and inputs through the exact sampler.
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "rec"), "--ideal", "--ideal-rows", "200", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out).values()
+    assert entry["ideal"]["photons_per_shot"] == 6.0 and entry["photons_per_shot"] < 6.0
 
 
 @pytest.mark.parametrize(
