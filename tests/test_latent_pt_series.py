@@ -60,6 +60,13 @@ def test_pt_series_spec_round_trip_and_bank(tmp_path):
     np.testing.assert_allclose(bank.mean, z.mean)
 
 
+def test_pt_series_per_mode_dark_counts_round_trip():
+    dark = [0.01 * (i % 3) for i in range(8)]
+    z = make("pt_series", dim=8, seed=6, threads=1, dark_count_probability=dark)
+    assert z.mean_source == "exact-noisy" and z.spec()["dark_count_probability"] == dark
+    np.testing.assert_array_equal(from_spec(z.spec()).raw_at(0, 20), z.raw_at(0, 20))
+
+
 def test_pt_series_bad_arguments():
     with pytest.raises(ValueError, match="builds its own circuit"):
         make("pt_series", dim=8, seed=0, unitary=np.eye(8))

@@ -413,7 +413,8 @@ class PTSeriesLatent(QuantumLatent):
             "transmission": n.transmission,
             "hom_visibility": n.visibility,
             "detection": n.detection,
-            "dark_count_probability": float(n.dark_count_probability),
+            "dark_count_probability": (float(n.dark_count_probability) if np.ndim(n.dark_count_probability) == 0
+                                       else [float(v) for v in n.dark_count_probability]),
             "angle_noise": n.angle_noise,
             "min_detected": n.min_detected,
             "method": self.method,
@@ -429,7 +430,7 @@ class PTSeriesLatent(QuantumLatent):
         text = (
             f"pt_series latent: {self.dim} time bins, loops {'-'.join(map(str, self.circuit.delays))}, a photon in "
             f"every bin, transmission {n.transmission:g}, HOM visibility {n.visibility:g}, {n.detection} detectors"
-            + (f", dark counts {float(n.dark_count_probability):g}" if np.any(n.dark_count_probability) else "")
+            + (f", dark counts up to {float(np.max(n.dark_count_probability)):g}" if np.any(n.dark_count_probability) else "")
             + (f", angle noise {n.angle_noise:g} rad" if n.angle_noise else "")
             + f", kept when {n.postselection_rule}; seed={self.seed}"
         )
