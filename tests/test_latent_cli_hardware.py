@@ -37,6 +37,7 @@ def test_sample_pt_series_and_inspect_against_the_ideal_latent(tmp_path, capsys)
                  "--shots", "400", "--out", str(tmp_path / "pt"), "--quiet", "--threads", "1"]) == 0
     bank = Bank(tmp_path / "pt")
     ref = make("pt_series", dim=10, seed=2, transmission=0.6, hom_visibility=0.9, threads=1)
+    assert f"exact acceptance {ref.acceptance_probability():.4g}" in capsys.readouterr().err
     np.testing.assert_array_equal(bank.raw, ref.raw(400))
     capsys.readouterr()
     png = tmp_path / "cmp.png"

@@ -212,6 +212,7 @@ def run_sample(args) -> int:
         print(f"qboson sample: {exc}", file=sys.stderr)
         return 2
     print(latent.describe(), file=sys.stderr)
+    _print_acceptance(latent)
     t0 = time.perf_counter()
     try:
         if args.scheduler or args.dask_workers:
@@ -353,3 +354,18 @@ def _print_side_by_side(label, rows, stats, ideal, ideal_rows, ideal_stats) -> N
     ]
     for name, a, b in lines:
         print(f"  {name:<28}{a:>14.4f}{b:>14.4f}")
+
+
+def _print_acceptance(latent) -> None:
+    """Say what fraction of raw shots a post-selecting noise model keeps (exact where computable)."""
+    noise = getattr(latent, "noise", None)
+    if noise is None or not getattr(noise, "postselects", False):
+        return
+    circuit = getattr(latent, "circuit", None) or latent.unitary
+    try:
+        rate = noise.acceptance_probability(circuit, latent.input_modes)
+    except ValueError as exc:
+        print(f"post-selection on {noise.postselection_rule}: no exact acceptance ({exc})", file=sys.stderr)
+        return
+    print(f"post-selection on {noise.postselection_rule}: exact acceptance {rate:.4g} "
+          f"(about {1 / rate if rate > 0 else float('inf'):.3g} raw shots per kept row)", file=sys.stderr)
