@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qboson import noisy_moments
 from qboson.circuits import time_bin_interferometer
 from qboson._seeding import split_seed
 from qboson.latent import KINDS, from_spec, generate_bank, make
 from qboson.latent.photonic import PT_SERIES_DEFAULTS
-from qboson.noise import NoiseModel
 
 
 def test_pt_series_is_the_documented_recipe():

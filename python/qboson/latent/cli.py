@@ -118,7 +118,6 @@ def _latent_from_args(args):
     from .base import as_seed_int
 
     kwargs = {}
-    noise_data = None
     if getattr(args, "noise", None):
         from ..noise import NoiseModel
 
@@ -134,7 +133,10 @@ def _latent_from_args(args):
                 raise ValueError(f"--noise for pt_series takes only {', '.join(_PT_NOISE_KEYS)}; got {extra}")
             kwargs.update(noise_data)
         elif args.kind in ("quantum", "photonic"):
-            kwargs["noise"] = NoiseModel.from_json(args.noise)
+            try:
+                kwargs["noise"] = NoiseModel.from_dict(noise_data)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"--noise {args.noise}: {exc}") from None
         else:
             raise ValueError(f"--noise applies to photon latents, not {args.kind}")
     if getattr(args, "backend", None):
