@@ -176,3 +176,22 @@ def test_moments_refuse_postselection_without_closed_form_and_angle_noise():
     tbi = qboson.circuits.time_bin_interferometer(4, (1,), seed=0)
     with pytest.raises(ValueError, match="angle noise"):
         nm.statistics(tbi, MODES, NoiseModel(angle_noise=0.1, circuit=tbi))
+
+
+@pytest.mark.slow
+def test_moments_at_the_pt_series_size_match_samples():
+    # 32 photons in 32 bins: threshold moments (rank-2 recursion at n = 32) and the post-selected
+    # closed form with dark counts, each against 20,000 sampled shots.
+    from qboson.circuits import time_bin_interferometer
+
+    tbi = time_bin_interferometer(32, (1, 1), seed=5)
+    modes = range(32)
+    for model in (
+        NoiseModel(transmission=0.5, hom_visibility=0.95, detection="threshold"),
+        NoiseModel(transmission=0.5, hom_visibility=0.95, dark_count_probability=0.02, postselect=">=16"),
+    ):
+        exact = nm.statistics(tbi, modes, model)
+        x = model.run(tbi, modes, 20_000, key=9, threads=1).samples.astype(float)
+        se = np.sqrt(np.diag(exact.covariance) / x.shape[0])
+        assert np.max(np.abs(x.mean(axis=0) - exact.mean) / se) < 5
+        assert np.max(np.abs(np.cov(x, rowvar=False) - exact.covariance)) < 0.05
