@@ -325,6 +325,54 @@ def test_perceval_noise_translation():
         backends.get("perceval", noise="lossy")
 
 
+def _tvd(samples_or_dist, ref: dict, shots=None) -> float:
+    if isinstance(samples_or_dist, dict):
+        emp = samples_or_dist
+    else:
+        counts = Counter(map(tuple, np.asarray(samples_or_dist, dtype=np.int64).tolist()))
+        emp = {k: v / len(samples_or_dist) for k, v in counts.items()}
+    keys = set(emp) | set(ref)
+    return 0.5 * sum(abs(emp.get(k, 0.0) - ref.get(k, 0.0)) for k in keys)
+
+
+def test_perceval_noise_translation_matches_the_exact_noisy_distribution():
+    pytest.importorskip("perceval")
+    from test_noise import _direct_sum, exact_noisy
+
+    def exact(t, x):
+        dist, _ = exact_noisy(_direct_sum(U, 5), 5, MODES, [t] * 3, x, threshold=True, postselect={2, 3})
+        return dist
+
+    shots = 20_000
+    ref = exact(0.7, 0.8)  # transmission 0.7, overlap x = 0.8 (HOM visibility 0.64)
+    model = NoiseModel(transmission=0.7, hom_visibility=0.64, postselect=">=2", detection="threshold")
+    samples = backends.get("perceval", noise=model).sample(U, MODES, shots, seed=1)
+    # Null law of the TVD at this many shots, by drawing from the exact distribution itself.
+    rng = np.random.default_rng(0)
+    keys = list(ref)
+    probs = np.array([ref[k] for k in keys])
+
+    def draw_tvd(dist_keys, dist_probs):
+        counts = rng.multinomial(shots, dist_probs)
+        return _tvd({k: c / shots for k, c in zip(dist_keys, counts)}, ref)
+
+    null = np.array([draw_tvd(keys, probs) for _ in range(300)])
+    limit = float(np.quantile(null, 0.999)) * 1.2
+    assert _tvd(samples, ref) < limit
+    # Power: samples of a wrongly mapped model (x passed as V, visibility ignored, loss squared) fail.
+    for t, x in ((0.7, 0.64), (0.7, 1.0), (0.49, 0.8)):
+        wrong = exact(t, x)
+        wk = list(wrong)
+        assert min(draw_tvd(wk, np.array([wrong[k] for k in wk])) for _ in range(20)) > limit, (t, x)
+
+
+def test_perceval_refuses_postselection_it_cannot_express():
+    pytest.importorskip("perceval")
+    backend = backends.get("perceval", noise=NoiseModel(transmission=0.8, postselect=2))
+    with pytest.raises(ValueError, match="at least 2"):
+        backend.sample(U, MODES, 10, seed=0)  # 3 photons: '== 2' is not '>= 2'
+
+
 def test_perceval_remote_validates_offline_and_fails_clearly(monkeypatch):
     pytest.importorskip("perceval")
     from qboson.backends.perceval import TOKEN_ENV

@@ -31,7 +31,9 @@ The model of one shot, in the order a photon meets it
    ``dark_count_probability`` (per mode, per shot, i.e. per detection window; not a rate).  Then
    ``detection="pnr"`` keeps photon numbers and ``"threshold"`` clips every count at 1 (a click).
 6. **Post-selection.**  With ``postselect`` given, a shot is kept only when its number of detected
-   photons (clicks for threshold detectors, dark counts included) is one of the allowed values;
+   photons (clicks for threshold detectors, dark counts included) is one of the allowed values
+   (``postselect=16``, ``[15, 16]``, ``"14..16"``) or, with ``postselect=">=16"``, at least 16 (the
+   paper's hardware run: every input time bin filled, shots with fewer than 16 detections discarded);
    otherwise it is redrawn.  Attempt ``a`` of shot ``i`` uses the stream ``(seed, a, start + i)``, so
    shot ``i`` of the output still depends only on the seed and ``start + i``.  The number of raw
    attempts and the acceptance rate are reported by :meth:`NoiseModel.run` (and in
@@ -53,7 +55,7 @@ from .circuits import TimeBinCircuit
 from .cost import estimate_cost
 from .sampling import METHODS, run_sampler
 
-__all__ = ["NoiseModel", "NoisyRun", "transmission_from_db"]
+__all__ = ["NoiseModel", "NoisyRun", "transmission_from_db", "parse_postselect"]
 
 ArrayLike = Union[float, Sequence[float], np.ndarray]
 
@@ -64,6 +66,8 @@ _CALL_OVERHEAD_S = 6e-5
 #: Retry a of shot g (post-selection) is raw shot g * _RETRY_STRIDE + a - 1 of the retry stream.
 _RETRY_STRIDE = 1 << 22
 _MAX_SHOT_INDEX = 1 << 40
+#: Largest photon number a post-selection rule may name (far above any device; bounds its lookup table).
+_MAX_POSTSELECT = 1 << 20
 #: Largest block of retries drawn for one shot in one kernel call.
 _MAX_RETRY_BLOCK = 4096
 #: Kernel calls expected to take less than this many seconds run on one thread.
@@ -100,9 +104,11 @@ class NoisyRun:
 
 
 def _probability(value, name: str) -> float:
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TypeError(f"{name} must be a number in [0, 1], got {value!r}") from None
     if not (0.0 <= v <= 1.0):
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
@@ -112,7 +118,10 @@ def _probability(value, name: str) -> float:
 def _probability_or_array(value, name: str) -> Union[float, np.ndarray]:
     if np.ndim(value) == 0:
         return _probability(value, name)
-    arr = np.array(value, dtype=np.float64)
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"{name} must be a number or a 1-D array of numbers in [0, 1]") from None
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a number or a 1-D array (one value per mode), got shape {arr.shape}")
     if not np.all((arr >= 0) & (arr <= 1)):
@@ -150,6 +159,47 @@ def transmission_from_db(loss_db: float) -> float:
     return 10.0 ** (-loss_db / 10.0)
 
 
+def parse_postselect(value) -> tuple[Optional[tuple], Optional[int]]:
+    """Normalise a post-selection rule to ``(allowed values or None, at-least bound or None)``.
+
+    Accepted forms: an int (exactly k detected photons), a sequence of ints (any of them), and strings
+    ``">=k"`` (at least k), ``"a..b"`` (a to b inclusive) or ``"k"``.  Raises ``ValueError``/``TypeError``
+    naming the problem.
+    """
+    if isinstance(value, str):
+        text = value.replace(" ", "")
+        try:
+            if text.startswith(">="):
+                return None, _photon_number(int(text[2:]), "postselect")
+            if ".." in text:
+                lo, hi = (_photon_number(int(t), "postselect") for t in text.split("..", 1))
+                if hi < lo:
+                    raise ValueError(f"postselect range {value!r} is empty")
+                return tuple(range(lo, hi + 1)), None
+            return (_photon_number(int(text), "postselect"),), None
+        except ValueError as exc:
+            if "postselect" in str(exc):
+                raise
+            raise ValueError(f"postselect must look like 16, '>=16' or '14..16', got {value!r}") from None
+    if isinstance(value, (set, frozenset, dict)):
+        raise TypeError(f"postselect must be an int, a sequence of ints or a string like '>=16', got {type(value).__name__}")
+    try:
+        values = [value] if np.ndim(value) == 0 else list(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"postselect must be an int, a sequence of ints or a string like '>=16', got {value!r}") from None
+    if not values:
+        raise ValueError("postselect must name at least one number of detected photons")
+    values = tuple(sorted({_photon_number(v, "postselect") for v in values}))
+    return values, None
+
+
+def _photon_number(value, name: str) -> int:
+    k = as_int(value, name, minimum=0)
+    if k > _MAX_POSTSELECT:
+        raise ValueError(f"{name}={k} is more detected photons than any device holds (limit {_MAX_POSTSELECT})")
+    return k
+
+
 def _derived_key(key: int, *words: int) -> int:
     seq = np.random.SeedSequence([int(key) & (2**64 - 1), *words])
     return int(seq.generate_state(1, dtype=np.uint64)[0])
@@ -177,9 +227,14 @@ class NoiseModel:
         Probability of one dark count per output mode per shot, in [0, 1].
     detection : {"pnr", "threshold"}
         Photon-number-resolving detectors, or threshold (click) detectors that report min(count, 1).
-    postselect : int or sequence of int, optional
+    postselect : int, sequence of int or str, optional
         Keep only shots whose number of detected photons (clicks for threshold detection) is one of
-        these; e.g. ``postselect=16`` as in the paper's hardware run with 16 photons.
+        these: ``16``, ``[15, 16]``, ``"14..16"``, or ``">=16"`` for at least 16 (as in the paper's
+        hardware run, which filled all 32 input bins and kept shots with at least 16 detections).
+        After construction this attribute is a sorted tuple, or None for an at-least rule (whose bound
+        is then in ``min_detected``).
+    min_detected : int, optional
+        Keep only shots with at least this many detected photons (the same as ``postselect=">=k"``).
     angle_noise : float
         Standard deviation, in radians, of independent Gaussian errors on every beam-splitter angle of a
         :class:`qboson.circuits.TimeBinCircuit`, redrawn per shot.
@@ -198,7 +253,8 @@ class NoiseModel:
     hom_visibility: Optional[float] = None
     dark_count_probability: ArrayLike = 0.0
     detection: str = "pnr"
-    postselect: Optional[Union[int, Sequence[int]]] = None
+    postselect: Optional[Union[int, Sequence[int], str]] = None
+    min_detected: Optional[int] = None
     angle_noise: float = 0.0
     circuit: Optional[TimeBinCircuit] = None
     max_attempts: int = 100_000
@@ -222,17 +278,25 @@ class NoiseModel:
             put("indistinguishability", _probability(self.indistinguishability, "indistinguishability"))
         if self.hom_visibility is not None:
             put("hom_visibility", _probability(self.hom_visibility, "hom_visibility"))
-        if self.detection not in ("pnr", "threshold"):
+        if not isinstance(self.detection, str) or self.detection not in ("pnr", "threshold"):
             raise ValueError(f"detection must be 'pnr' or 'threshold', got {self.detection!r}")
+        at_least = None
+        if self.min_detected is not None:
+            at_least = _photon_number(self.min_detected, "min_detected")
         if self.postselect is not None:
-            values = [self.postselect] if np.ndim(self.postselect) == 0 else list(self.postselect)
-            if not values:
-                raise ValueError("postselect must name at least one number of detected photons")
-            values = tuple(sorted({as_int(v, "postselect", minimum=0) for v in values}))
+            values, bound = parse_postselect(self.postselect)
+            if bound is not None and at_least is not None and bound != at_least:
+                raise ValueError(f"postselect={self.postselect!r} contradicts min_detected={at_least}")
+            if values is not None and at_least is not None:
+                raise ValueError("give postselect (allowed photon numbers) or min_detected (at least k), not both")
+            at_least = bound if bound is not None else at_least
             put("postselect", values)
+        put("min_detected", at_least)
         try:
+            if isinstance(self.angle_noise, (str, bytes)):
+                raise TypeError
             angle_noise = float(self.angle_noise)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise TypeError(f"angle_noise must be a number of radians, got {self.angle_noise!r}") from None
         if not (angle_noise >= 0 and math.isfinite(angle_noise)):
             raise ValueError(f"angle_noise must be a finite standard deviation >= 0 (radians), got {self.angle_noise!r}")
@@ -242,6 +306,70 @@ class NoiseModel:
         put("max_attempts", as_int(self.max_attempts, "max_attempts", minimum=1))
         if self.max_attempts > _RETRY_STRIDE:
             raise ValueError(f"max_attempts must be <= {_RETRY_STRIDE}, got {self.max_attempts}")
+
+    # ------------------------------------------------------------------------------------------
+    _JSON_FIELDS = (
+        "transmission", "input_transmission", "output_transmission", "detector_efficiency",
+        "indistinguishability", "hom_visibility", "dark_count_probability", "detection", "postselect",
+        "min_detected", "angle_noise", "max_attempts",
+    )
+
+    def to_dict(self) -> dict:
+        """The model as JSON-safe values (arrays as lists); :meth:`from_dict` rebuilds it.
+
+        The circuit of an angle-noise model is stored as ``{"delays": [...], "angles": [...]}``.
+        """
+        out = {}
+        for name in self._JSON_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                value = [float(v) for v in value]
+            elif isinstance(value, tuple):
+                value = [int(v) for v in value]
+            out[name] = value
+        if self.circuit is not None:
+            out["circuit"] = {"delays": [int(d) for d in self.circuit.delays],
+                              "angles": [float(a) for a in self.circuit.angles]}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NoiseModel":
+        """Rebuild a model from :meth:`to_dict` output (or a hand-written JSON object of the same keys).
+
+        Unknown keys raise ``ValueError`` naming them; bad values raise as the constructor does.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"a noise model must be a JSON object (dict), got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls._JSON_FIELDS) - {"circuit"})
+        if unknown:
+            raise ValueError(f"unknown noise model key(s) {unknown}; valid keys: {', '.join(cls._JSON_FIELDS)}, circuit")
+        kwargs = dict(data)
+        circuit = kwargs.pop("circuit", None)
+        if circuit is not None:
+            if not isinstance(circuit, dict) or set(circuit) != {"delays", "angles"}:
+                raise ValueError("noise model 'circuit' must be an object with keys 'delays' and 'angles'")
+            from .circuits import time_bin_interferometer
+
+            delays = circuit["delays"]
+            angles = np.asarray(circuit["angles"], dtype=np.float64)
+            m = (angles.size + sum(int(d) for d in delays)) // max(1, len(delays))
+            kwargs["circuit"] = time_bin_interferometer(m, delays, angles=angles)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, path) -> "NoiseModel":
+        """Read a model from a JSON file (an object of :meth:`to_dict` keys); errors name the file."""
+        import json
+        from pathlib import Path
+
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"cannot read noise model {str(path)!r}: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"noise model {str(path)!r}: {exc}") from None
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -312,7 +440,7 @@ class NoiseModel:
         self._check_postselect(plan)
         if shots == 0:
             out, attempts = np.empty((0, m), dtype=plan.dtype), 0
-        elif self.postselect is None and plan.angle_noise == 0:
+        elif not self.postselects and plan.angle_noise == 0:
             # One pass, no redraws: the kernel's own progress bar (with ETA) and chunking apply.
             out = plan.raw(np.arange(start, start + shots, dtype=np.int64), 0, progress=progress)
             attempts = shots
@@ -322,12 +450,50 @@ class NoiseModel:
         object.__setattr__(self, "last_run", result)
         return result
 
-    def _accepted(self, raw: np.ndarray) -> np.ndarray:
+    @property
+    def postselects(self) -> bool:
+        """True when some shots may be rejected (an exact or at-least post-selection rule)."""
+        return self.postselect is not None or bool(self.min_detected)
+
+    @property
+    def postselection_rule(self) -> str:
+        """The post-selection rule in words, e.g. ``"at least 16 detected photons"`` (``"none"``)."""
+        if self.min_detected is not None:
+            return f"at least {self.min_detected} detected photons"
         if self.postselect is None:
-            return np.ones(raw.shape[0], dtype=bool)
+            return "none"
+        vals = list(self.postselect)
+        if len(vals) == 1:
+            return f"exactly {vals[0]} detected photons"
+        if vals == list(range(vals[0], vals[-1] + 1)):
+            return f"{vals[0]} to {vals[-1]} detected photons"
+        return f"one of {vals} detected photons"
+
+    def accepts(self, totals) -> np.ndarray:
+        """Whether shots with these numbers of detected photons pass post-selection (bool array)."""
+        totals = np.asarray(totals, dtype=np.int64)
+        if self.min_detected is not None:
+            return totals >= self.min_detected
+        if self.postselect is None:
+            return np.ones(totals.shape, dtype=bool)
         table = self._accept_table
-        totals = raw.sum(axis=1, dtype=np.int64)
         return table[np.minimum(totals, table.size - 1)]
+
+    def acceptance_probability(self, circuit_or_unitary, input_modes: Sequence[int]) -> float:
+        """Exact probability that a raw shot passes post-selection (1.0 without it).
+
+        Exact for PNR detection (any size when all loss acts before the interferometer, up to 20
+        photons with per-mode output loss) and threshold detection (up to 16 modes); other cases and
+        angle noise raise ``ValueError``.  See :mod:`qboson.noisy_moments`.
+        """
+        from .noisy_moments import acceptance_probability
+
+        return acceptance_probability(circuit_or_unitary, input_modes, self)
+
+    def _accepted(self, raw: np.ndarray) -> np.ndarray:
+        if not self.postselects:
+            return np.ones(raw.shape[0], dtype=bool)
+        return self.accepts(raw.sum(axis=1, dtype=np.int64))
 
     @property
     def _accept_table(self) -> np.ndarray:
@@ -342,7 +508,7 @@ class NoiseModel:
     def _give_up(self, accepted: int, attempts: int) -> RuntimeError:
         rate = accepted / attempts if attempts else 0.0
         return RuntimeError(
-            f"post-selection on {list(self.postselect)} detected photons rejected a shot {self.max_attempts} "
+            f"post-selection on {self.postselection_rule} rejected a shot {self.max_attempts} "
             f"times (acceptance so far {accepted}/{attempts} = {rate:.3g}); relax postselect, reduce the loss "
             "or raise max_attempts"
         )
@@ -432,14 +598,15 @@ class NoiseModel:
         return None, u
 
     def _check_postselect(self, plan: "_Plan") -> None:
-        if self.postselect is None:
+        if not self.postselects:
             return
         most = plan.n + int(np.count_nonzero(plan.dark[: plan.m]))
         if self.detection == "threshold":
             most = min(most, plan.m)
-        if min(self.postselect) > most:
+        least = self.min_detected if self.min_detected is not None else min(self.postselect)
+        if least > most:
             raise ValueError(
-                f"postselect={list(self.postselect)} can never be met: at most {most} photons can be detected "
+                f"post-selection on {self.postselection_rule} can never be met: at most {most} photons can be detected "
                 f"({plan.n} photons, {plan.m} modes, dark counts on {int(np.count_nonzero(plan.dark[: plan.m]))} modes)"
             )
 

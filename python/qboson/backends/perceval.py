@@ -67,12 +67,12 @@ def _translate_noise(noise, pcvl):
         raise ValueError(
             f"Perceval's noise model has no {', '.join(unsupported)}; use the 'local' backend for these"
         )
-    min_detected = None
+    min_detected = noise.min_detected
     if noise.postselect is not None:
         lo = min(noise.postselect)
         if list(noise.postselect) != list(range(lo, lo + len(noise.postselect))):
-            raise ValueError("Perceval post-selects on a minimum number of detected photons: use postselect=range(k, n + 1)")
-        min_detected = lo
+            raise ValueError("Perceval post-selects on a minimum number of detected photons: use postselect='>=k'")
+        min_detected = lo  # an upper end below n is refused in sample(), where n is known
     model = pcvl.NoiseModel(
         indistinguishability=noise.visibility,  # Perceval's parameter is the HOM visibility V = x^2
         transmittance=noise.transmission * float(noise.detector_efficiency),
@@ -190,6 +190,13 @@ class PercevalBackend:
         u = check_unitary(as_unitary(unitary_or_circuit), atol=UNITARY_ATOL)
         m = u.shape[0]
         modes = input_mode_array(input_modes, None, m)
+        ps = getattr(self.noise, "postselect", None)
+        if ps is not None and max(ps) < modes.size:
+            # Perceval keeps every shot with >= k detections: a rule with an upper end below n differs.
+            raise ValueError(
+                f"Perceval cannot post-select on {list(ps)} detected photons with {modes.size} photons "
+                f"(it keeps every shot with at least {min(ps)}); use the 'local' backend"
+            )
         if shots == 0:
             return np.zeros((0, m), dtype=count_dtype(modes.size))
         seed_int = int(seed_sequence(seed).generate_state(1, dtype=np.uint32)[0])

@@ -4,11 +4,19 @@ File formats (one sample per row, one column per output mode, non-negative integ
 
 ``.npz``  array ``samples`` (shots, m) plus optional metadata arrays: ``m`` (int), ``n_photons`` (int),
           ``input_modes`` (int array), ``postselected`` (bool: every row holds exactly ``n_photons``),
-          ``unitary`` ((m, m) complex: the programmed interferometer), ``description`` (str).
-          Loaded with ``allow_pickle=False``.
+          ``min_detected`` (int: every row holds at least this many photons, e.g. a hardware run that
+          filled every input and kept shots with >= k detections), ``unitary`` ((m, m) complex: the
+          programmed interferometer), ``description`` (str).  Loaded with ``allow_pickle=False``, after
+          checking the array sizes declared in the archive against ``max_bytes`` (a compressed archive
+          can declare far more data than it occupies on disk).
 ``.npy``  the (shots, m) array only; give metadata to :class:`RecordedBackend` instead.
 ``.csv``  optional comment lines ``# key=value`` with the same keys (``input_modes=0;2;4``,
-          ``postselected=true``), an optional header row of column names, then comma-separated rows.
+          ``postselected=true``, ``min_detected=16``), an optional header row of column names, then
+          comma-separated rows.
+
+Rows may hold different numbers of photons (lossy hardware); ``postselected`` or ``min_detected``
+state, and are checked to state, the post-selection the rows went through.  Counts must be below
+2**32 and a recorded unitary must be finite; anything else is a ``ValueError``.
 
 :func:`write_recorded` writes ``.npz`` and ``.csv`` files atomically.
 """
@@ -16,6 +24,8 @@ File formats (one sample per row, one column per output mode, non-negative integ
 from __future__ import annotations
 
 import io
+import math
+import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -28,7 +38,12 @@ from ..circuits import as_unitary
 
 __all__ = ["RecordedBackend", "RecordedSamples", "load_recorded", "write_recorded"]
 
-_META_KEYS = ("m", "n_photons", "input_modes", "postselected", "unitary", "description")
+_META_KEYS = ("m", "n_photons", "input_modes", "postselected", "min_detected", "unitary", "description")
+_EXPECTED_KEYS = ("m", "n_photons", "input_modes", "postselected", "min_detected")
+#: Default limit on the decoded size of a recorded file's arrays (bytes): 1 GiB.
+DEFAULT_MAX_BYTES = 1 << 30
+#: Photon counts must stay below this (they are stored as at most uint32).
+_COUNT_LIMIT = 1 << 32
 
 
 class RecordedSamples:
@@ -41,13 +56,16 @@ class RecordedSamples:
     n_photons : int or None
     input_modes : ndarray of int64 or None
     postselected : bool
+        Every row holds exactly ``n_photons`` photons.
+    min_detected : int or None
+        Every row holds at least this many photons (post-selection on "at least k").
     unitary : ndarray, shape (m, m), complex128, or None
     description : str
     path : str
     """
 
     def __init__(self, samples, *, path="<memory>", m=None, n_photons=None, input_modes=None,
-                 postselected=False, unitary=None, description=""):
+                 postselected=False, min_detected=None, unitary=None, description=""):
         self.path = str(path)
         arr = np.asarray(samples)
         where = f"recorded samples {self.path!r}"
@@ -55,14 +73,19 @@ class RecordedSamples:
             raise ValueError(f"{where}: expected a non-empty 2-D array (shots, modes), got shape {arr.shape}")
         if arr.dtype == np.bool_:
             arr = arr.astype(np.uint8)
-        if np.issubdtype(arr.dtype, np.floating):
-            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-                raise ValueError(f"{where}: photon counts must be integers")
-            arr = arr.astype(np.int64)
-        if not np.issubdtype(arr.dtype, np.integer):
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise ValueError(f"{where}: photon counts must be integers, got dtype {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+            raise ValueError(f"{where}: photon counts must be integers (found nan or inf)")
         if arr.min() < 0:
             raise ValueError(f"{where}: photon counts must be non-negative")
+        # Range first, then cast: a cast would wrap (2**32 + 3 -> 3) or be undefined (floats).
+        if arr.max() >= _COUNT_LIMIT:
+            raise ValueError(f"{where}: photon count {arr.max()!r} is out of range (counts must be below 2**32)")
+        if np.issubdtype(arr.dtype, np.floating):
+            if not np.all(arr == np.round(arr)):
+                raise ValueError(f"{where}: photon counts must be integers")
+            arr = arr.astype(np.int64)
         self.m = arr.shape[1]
         if m is not None and as_int(m, "m", minimum=1) != self.m:
             raise ValueError(f"{where}: metadata says m={m} but the rows have {self.m} modes")
@@ -89,11 +112,27 @@ class RecordedSamples:
                     f"{where}: post-selected on {self.n_photons} photons but row {int(bad[0])} holds "
                     f"{int(totals[bad[0]])} ({bad.size} rows disagree)"
                 )
+        self.min_detected = None
+        if min_detected is not None:
+            self.min_detected = as_int(min_detected, "min_detected", minimum=0)
+            totals = self.samples.sum(axis=1, dtype=np.int64)
+            bad = np.flatnonzero(totals < self.min_detected)
+            if bad.size:
+                raise ValueError(
+                    f"{where}: post-selected on at least {self.min_detected} photons but row {int(bad[0])} holds "
+                    f"{int(totals[bad[0]])} ({bad.size} rows disagree)"
+                )
         self.unitary = None
         if unitary is not None:
-            u = np.asarray(unitary, dtype=np.complex128)
+            try:
+                u = np.asarray(unitary, dtype=np.complex128)
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: recorded unitary is not a complex matrix") from None
             if u.shape != (self.m, self.m):
                 raise ValueError(f"{where}: recorded unitary has shape {u.shape}, expected {(self.m, self.m)}")
+            if not np.all(np.isfinite(u)):
+                # A nan entry would make every comparison with it false and so switch off the circuit check.
+                raise ValueError(f"{where}: recorded unitary has non-finite (nan or inf) entries")
             self.unitary = u
         self.description = str(description)
 
@@ -101,11 +140,22 @@ class RecordedSamples:
     def shots(self) -> int:
         return int(self.samples.shape[0])
 
+    @property
+    def postselection(self) -> str:
+        """The post-selection rule the rows went through, in words (``"none"`` when not recorded)."""
+        rules = []
+        if self.postselected:
+            rules.append(f"exactly {self.n_photons} detected photons")
+        if self.min_detected is not None:
+            rules.append(f"at least {self.min_detected} detected photons")
+        return " and ".join(rules) if rules else "none"
+
     def metadata(self) -> dict:
         return {
             "m": self.m, "n_photons": self.n_photons,
             "input_modes": None if self.input_modes is None else self.input_modes.tolist(),
-            "postselected": self.postselected, "description": self.description,
+            "postselected": self.postselected, "min_detected": self.min_detected,
+            "postselection": self.postselection, "description": self.description,
             "has_unitary": self.unitary is not None,
         }
 
@@ -155,6 +205,8 @@ def _load_csv(path: Path) -> dict:
             out["m"] = int(meta["m"])
         if "n_photons" in meta:
             out["n_photons"] = int(meta["n_photons"])
+        if "min_detected" in meta:
+            out["min_detected"] = int(meta["min_detected"])
         if "input_modes" in meta:
             out["input_modes"] = [int(v) for v in meta["input_modes"].replace(";", " ").replace(",", " ").split()]
     except ValueError as exc:
@@ -166,17 +218,58 @@ def _load_csv(path: Path) -> dict:
     return out
 
 
-def load_recorded(path, **expected) -> RecordedSamples:
+def _declared_bytes(fh, name: str) -> int:
+    """Decoded size in bytes that a ``.npy`` stream declares in its header (the data is not read)."""
+    from numpy.lib import format as npy_format
+
+    version = npy_format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = npy_format.read_array_header_1_0(fh)
+    elif version in ((2, 0), (3, 0)):
+        shape, _, dtype = npy_format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"array {name!r} has an unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"array {name!r} holds Python objects; recorded files hold numbers only")
+    return math.prod(int(d) for d in shape) * max(1, dtype.itemsize)
+
+
+def _check_declared_sizes(path: Path, max_bytes: int) -> None:
+    """Refuse archives whose arrays, as declared in their headers, would decode to over ``max_bytes``."""
+    total = 0
+    if path.suffix.lower() == ".npy":
+        with open(path, "rb") as fh:
+            total = _declared_bytes(fh, path.name)
+    else:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as fh:
+                    total += _declared_bytes(fh, info.filename)
+                if total > max_bytes:
+                    break
+    if total > max_bytes:
+        raise ValueError(
+            f"recorded file {str(path)!r} declares {total} bytes of arrays, over the limit of {max_bytes} "
+            "(pass a larger max_bytes if the file is trusted)"
+        )
+
+
+def load_recorded(path, *, max_bytes: int = DEFAULT_MAX_BYTES, **expected) -> RecordedSamples:
     """Read and validate a recorded file (``.npz``, ``.npy`` or ``.csv``).
 
-    ``expected`` metadata (``m``, ``n_photons``, ``input_modes``, ``postselected``) fills in what the file
-    lacks and must agree with what it holds (``ValueError`` otherwise).
+    ``expected`` metadata (``m``, ``n_photons``, ``input_modes``, ``postselected``, ``min_detected``) fills
+    in what the file lacks and must agree with what it holds (``ValueError`` otherwise).  ``max_bytes``
+    bounds the decoded size of the arrays of a ``.npz``/``.npy`` file, checked from their headers before
+    anything is decompressed.
     """
     path = Path(path)
+    max_bytes = as_int(max_bytes, "max_bytes", minimum=1)
     if not path.is_file():
         raise FileNotFoundError(f"recorded samples file not found: {str(path)!r}")
     suffix = path.suffix.lower()
     try:
+        if suffix in (".npz", ".npy"):
+            _check_declared_sizes(path, max_bytes)
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 if "samples" not in z.files:
@@ -189,12 +282,12 @@ def load_recorded(path, **expected) -> RecordedSamples:
             data = _load_csv(path)
         else:
             raise ValueError(f"recorded samples must be .npz, .npy or .csv, got {str(path)!r}")
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         if isinstance(exc, ValueError) and str(path) in str(exc):
             raise
         raise ValueError(f"cannot read recorded samples {str(path)!r}: {exc}") from None
     for key, value in expected.items():
-        if key not in ("m", "n_photons", "input_modes", "postselected"):
+        if key not in _EXPECTED_KEYS:
             raise TypeError(f"unknown metadata {key!r}")
         if value is None:
             continue
@@ -220,6 +313,7 @@ def write_recorded(
     input_modes: Optional[Sequence[int]] = None,
     n_photons: Optional[int] = None,
     postselected: bool = False,
+    min_detected: Optional[int] = None,
     unitary=None,
     description: str = "",
 ) -> Path:
@@ -229,7 +323,8 @@ def write_recorded(
     """
     path = Path(path)
     rec = RecordedSamples(samples, path=path, n_photons=n_photons, input_modes=input_modes,
-                          postselected=postselected, unitary=None if unitary is None else as_unitary(unitary),
+                          postselected=postselected, min_detected=min_detected,
+                          unitary=None if unitary is None else as_unitary(unitary),
                           description=description)
     suffix = path.suffix.lower()
     if suffix == ".npz":
@@ -239,6 +334,8 @@ def write_recorded(
             arrays["n_photons"] = np.int64(rec.n_photons)
         if rec.input_modes is not None:
             arrays["input_modes"] = rec.input_modes
+        if rec.min_detected is not None:
+            arrays["min_detected"] = np.int64(rec.min_detected)
         if rec.unitary is not None:
             arrays["unitary"] = rec.unitary
         buf = io.BytesIO()
@@ -250,6 +347,8 @@ def write_recorded(
         lines = [f"# m={rec.m}", f"# postselected={'true' if rec.postselected else 'false'}"]
         if rec.n_photons is not None:
             lines.append(f"# n_photons={rec.n_photons}")
+        if rec.min_detected is not None:
+            lines.append(f"# min_detected={rec.min_detected}")
         if rec.input_modes is not None:
             lines.append("# input_modes=" + ";".join(str(int(v)) for v in rec.input_modes))
         if rec.description:
@@ -270,8 +369,11 @@ class RecordedBackend:
     ----------
     path : str or Path
         A ``.npz``, ``.npy`` or ``.csv`` file (see the module notes).
-    m, n_photons, input_modes, postselected : optional
-        Expected metadata: fills in what the file lacks, must agree with what it holds.
+    m, n_photons, input_modes, postselected, min_detected : optional
+        Expected metadata: fills in what the file lacks, must agree with what it holds
+        (``min_detected=k``: every row must hold at least k photons; rows may differ in photon number).
+    max_bytes : int
+        Largest decoded size of the file's arrays, checked before loading (default 1 GiB).
     cycle : bool
         Wrap around when more rows are asked for than the file holds (default: ``ValueError``).
     unitary_atol : float
@@ -287,8 +389,10 @@ class RecordedBackend:
 
     def __init__(self, path, *, m: Optional[int] = None, n_photons: Optional[int] = None,
                  input_modes: Optional[Sequence[int]] = None, postselected: Optional[bool] = None,
-                 cycle: bool = False, unitary_atol: Optional[float] = 1e-6) -> None:
-        self.data = load_recorded(path, m=m, n_photons=n_photons, input_modes=input_modes, postselected=postselected)
+                 min_detected: Optional[int] = None, cycle: bool = False,
+                 unitary_atol: Optional[float] = 1e-6, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.data = load_recorded(path, m=m, n_photons=n_photons, input_modes=input_modes,
+                                  postselected=postselected, min_detected=min_detected, max_bytes=max_bytes)
         self.cycle = bool(cycle)
         self.unitary_atol = None if unitary_atol is None else float(unitary_atol)
 
@@ -311,7 +415,7 @@ class RecordedBackend:
                 raise ValueError(f"the circuit has {u.shape[0]} modes but {d.path!r} recorded {d.m}")
             if d.unitary is not None and self.unitary_atol is not None:
                 err = float(np.max(np.abs(u - d.unitary)))
-                if err > self.unitary_atol:
+                if not err <= self.unitary_atol:  # nan-safe
                     raise ValueError(
                         f"{d.path!r} was recorded with a different interferometer (max entry difference {err:.3g})"
                     )

@@ -41,7 +41,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _grid
+from . import _banks, _grid
 
 N_BLOBS = 7
 RADIUS, RADIUS_STD, ANGLE_STD = 5.0, 0.2, 0.05
@@ -126,10 +126,14 @@ def _seeds(settings: dict, s: int) -> dict:
     }
 
 
-def make_latent(name: str, seeds: dict):
-    """The latent of a cell: photon kinds (and matched controls) on the seed's 1-3-9 loop circuit."""
+def make_latent(name: str, seeds: dict, banks: Optional[dict] = None):
+    """The latent of a cell: photon kinds (and matched controls) on the seed's 1-3-9 loop circuit;
+    ``pt_series`` on its own "1-1" circuit from the seed; a latent served by a bank (``banks``, from
+    ``--latent-bank``) is a slice of that bank (one fixed circuit for every seed)."""
     from .. import latent as latent_mod
 
+    if banks and name in banks:
+        return _banks.BankLatent(banks[name], seeds["latent"])
     if name in ("quantum", "photonic", "gaussian_matched", "counts_matched"):
         from ..circuits import time_bin_interferometer
 
@@ -165,10 +169,11 @@ def run_grid(settings: dict, out: Path, *, stack: Optional[int] = None, progress
               f"{stack} per stack, torch threads {torch.get_num_threads()}", file=sys.stderr)
     for group in _grid.chunks(todo, stack):
         seeds = [_seeds(settings, c["seed"]) for c in group]
-        latents = [make_latent(c["latent"], s) for c, s in zip(group, seeds)]
-        banks = [lat.sample(settings["n_latent"]) for lat in latents]
-        z_eval = torch.stack([torch.as_tensor(lat.sample(settings["n_gen"], seed=s["latent_eval"]))
-                              for lat, s in zip(latents, seeds)])
+        latents = [make_latent(c["latent"], s, settings.get("latent_banks")) for c, s in zip(group, seeds)]
+        rows = [_banks.train_and_eval_rows(lat, settings["n_latent"], settings["n_gen"], s["latent_eval"])
+                for lat, s in zip(latents, seeds)]
+        banks = [r[0] for r in rows]
+        z_eval = torch.stack([torch.as_tensor(r[1]) for r in rows])
         data = [sample_mixture(settings["n_data"], s["data"]) for s in seeds]
 
         def evaluate(trainer):
@@ -283,11 +288,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-at", type=int, nargs="*", help="extra iterations at which to evaluate")
     _grid.add_training_arguments(parser, data_flag="--n-data", data_help="training points per seed",
                                  stack_help="cells trained together (default: all pending cells)")
+    _banks.add_argument(parser)
 
 
 def resolve_settings(args: argparse.Namespace) -> dict:
-    from .. import latent as latent_mod
-
     s = dict(PROFILES[args.profile])
     for key in ("seeds", "iterations", "eval_at", "latents", "hidden", "batch_size", "critic_steps", "lr",
                 "objective", "gp_weight", "n_data", "n_latent", "n_gen"):
@@ -300,9 +304,10 @@ def resolve_settings(args: argparse.Namespace) -> dict:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {s[key]}")
     if s["seed"] < 0:
         raise ValueError(f"--seed must be >= 0, got {s['seed']}")
-    unknown = [x for x in s["latents"] if x not in latent_mod.KINDS]
-    if unknown:
-        raise ValueError(f"unknown latent(s) {unknown}; valid: {', '.join(latent_mod.KINDS)}")
+    banks = _banks.resolve(getattr(args, "latent_bank", None), DIM)
+    if banks:
+        s["latent_banks"] = banks
+    _banks.check_latents(s["latents"], banks)
     s["eval_at"] = sorted({int(i) for i in s["eval_at"] if 0 < int(i) < s["iterations"]})
     gan_config(s)
     return s

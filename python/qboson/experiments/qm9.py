@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-samples", type=int, help="override the molecules generated per run (default 10000)")
     parser.add_argument("--summary-only", action="store_true", help="only write tables and plots of finished runs")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument("--latent-bank", metavar="DIR", action="append",
+                        help="train a latent from a pre-drawn bank (every seed; one fixed circuit): a bank directory or "
+                             "a folder with one bank per latent name (repeatable)")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -118,13 +121,16 @@ def _grid_configs(args: argparse.Namespace) -> list[tuple[Any, Path]]:
     if args.jobs < 1 or args.threads < 1:
         raise ValueError("--jobs and --threads must be >= 1")
     out = Path(args.out)
+    from ._banks import find
+
+    banks = find(getattr(args, "latent_bank", None))
     grid = []
     for dim in dims:  # seed-major: an interrupted grid has all latents at the lowest seeds
         for seed in seeds:
             for latent in latents:
                 config = profile_config(args.profile, latent=latent, dim=dim, seed=seed, threads=args.threads,
                                         iterations=args.iterations, eval_samples=args.eval_samples,
-                                        **training_overrides(args))
+                                        latent_bank_path=banks.get((latent, dim)), **training_overrides(args))
                 grid.append((config, out / run_dir_name(latent, dim, seed)))
     return grid
 

@@ -48,7 +48,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _grid
+from . import _banks, _grid
 
 DATASETS = ("quantum", "bernoulli")
 PAPER_LATENTS = ("quantum", "photonic", "gaussian", "bernoulli")
@@ -213,9 +213,12 @@ def _prepare(settings: dict, cell: dict, cache: dict) -> tuple:
         cache.clear()  # keep one run's data at a time
         cache[key] = (data[:n_tr], data[n_tr : n_tr + n_gen], data[n_tr + n_gen :])
     train, ha, hb = cache[key]
-    lat = latent_mod.make(cell["latent"], DIM, seed=seeds["latent"])
-    bank = lat.sample(settings["n_latent"])
-    z_eval = lat.sample(settings["n_gen"], seed=seeds["latent_eval"])
+    banks = settings.get("latent_banks") or {}
+    if cell["latent"] in banks:
+        lat = _banks.BankLatent(banks[cell["latent"]], seeds["latent"])
+    else:
+        lat = latent_mod.make(cell["latent"], DIM, seed=seeds["latent"])
+    bank, z_eval = _banks.train_and_eval_rows(lat, settings["n_latent"], settings["n_gen"], seeds["latent_eval"])
     return train, ha, hb, bank, z_eval, seeds, lat.describe()
 
 
@@ -321,12 +324,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _grid.add_training_arguments(parser, data_flag="--n-train", data_help="training data vectors per run",
                                  stack_help="cells trained together (default: one run's cells)", optimizer=True)
     parser.add_argument("--n-mmd", type=int, help="rows per sample for the MMD")
+    _banks.add_argument(parser)
 
 
 def resolve_settings(args: argparse.Namespace) -> dict:
     """Profile defaults overridden by the flags that were given; validated."""
-    from .. import latent as latent_mod
-
     s = dict(PROFILES[args.profile])
     for key in ("runs", "iterations", "eval_at", "datasets", "latents", "hidden", "batch_size", "critic_steps", "lr",
                 "optimizer", "objective", "gp_weight", "n_train", "n_latent", "n_gen", "n_mmd"):
@@ -341,9 +343,10 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         raise ValueError(f"--seed must be >= 0, got {s['seed']}")
     if s["n_mmd"] < 2:
         raise ValueError("--n-mmd must be >= 2")
-    unknown = [x for x in s["latents"] if x not in latent_mod.KINDS]
-    if unknown:
-        raise ValueError(f"unknown latent(s) {unknown}; valid: {', '.join(latent_mod.KINDS)}")
+    banks = _banks.resolve(getattr(args, "latent_bank", None), DIM)
+    if banks:
+        s["latent_banks"] = banks
+    _banks.check_latents(s["latents"], banks)
     s["eval_at"] = sorted({int(i) for i in s["eval_at"] if 0 < int(i) < s["iterations"]})
     gan_config(s)  # validates the GAN settings
     return s

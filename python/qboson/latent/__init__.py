@@ -7,7 +7,8 @@ moment-matched controls, plus sample banks.
     (256, 16)
 
 Kinds (:data:`KINDS`): ``quantum``, ``photonic``, ``gaussian``, ``bernoulli``,
-``gaussian_matched``, ``counts_matched``.  Every latent follows the :class:`Latent` protocol;
+``gaussian_matched``, ``counts_matched``, and ``pt_series`` (the paper's hardware recipe: a "1-1"
+time-bin circuit, every input bin filled, loss, post-selection on >= dim/2 detected photons).  Every latent follows the :class:`Latent` protocol;
 :class:`Bank` stores a pre-drawn stream on disk; :mod:`qboson.latent.moments` gives exact
 moments of the photon latents.
 """
@@ -19,7 +20,7 @@ from typing import Any, Optional, Sequence
 from .bank import Bank, BankError, generate_bank
 from .base import DEFAULT_DIM, Latent
 from .classical import BernoulliLatent, GaussianLatent, MatchedCountsLatent, MatchedGaussianLatent
-from .photonic import PhotonicLatent, QuantumLatent
+from .photonic import PhotonicLatent, PTSeriesLatent, QuantumLatent
 
 __all__ = ["make", "from_spec", "KINDS", "Latent", "Bank", "BankError", "generate_bank"]
 
@@ -31,17 +32,20 @@ KINDS = {
     "bernoulli": BernoulliLatent,
     "gaussian_matched": MatchedGaussianLatent,
     "counts_matched": MatchedCountsLatent,
+    "pt_series": PTSeriesLatent,
 }
 
 _PHOTON_KINDS = ("quantum", "photonic")
 _CIRCUIT_KINDS = ("quantum", "photonic", "gaussian_matched", "counts_matched")
 _EXTRA_KWARGS = {
-    "quantum": {"threads", "method", "noise"},
-    "photonic": {"threads", "method", "noise"},
+    "quantum": {"threads", "method", "noise", "calibration_shots"},
+    "photonic": {"threads", "method", "noise", "calibration_shots"},
     "gaussian": set(),
     "bernoulli": {"p"},
     "gaussian_matched": {"match"},
     "counts_matched": {"match"},
+    "pt_series": {"threads", "method", "calibration_shots", "delays", "transmission", "hom_visibility", "detection",
+                  "dark_count_probability", "angle_noise", "min_detected"},
 }
 
 
@@ -78,11 +82,14 @@ def make(
         For ``quantum``/``photonic``: any object with ``sample(unitary, input_modes, shots,
         seed=None) -> (shots, m)``; default :func:`qboson.sample`.
     centre, scale : bool
-        :meth:`Latent.sample` subtracts the exact mean (the paper's centring) and, with
-        ``scale``, divides by the exact standard deviation.
+        :meth:`Latent.sample` subtracts the mean of the latent's own distribution (the paper's
+        centring; exact where a closed form exists, see ``latent.mean_source``) and, with
+        ``scale``, divides by the standard deviation.
     **kwargs
-        Kind-specific: ``threads``, ``method``, ``noise`` (photon kinds), ``p`` (bernoulli),
-        ``match`` ("quantum" or "photonic", matched controls).
+        Kind-specific: ``threads``, ``method``, ``noise``, ``calibration_shots`` (photon kinds), ``p``
+        (bernoulli), ``match`` ("quantum" or "photonic", matched controls); for ``pt_series``:
+        ``delays``, ``transmission``, ``hom_visibility``, ``detection``, ``dark_count_probability``,
+        ``angle_noise``, ``min_detected`` (see :class:`~qboson.latent.photonic.PTSeriesLatent`).
 
     Raises
     ------
@@ -95,6 +102,12 @@ def make(
     extra = set(kwargs) - _EXTRA_KWARGS[name]
     if extra:
         raise TypeError(f"latent {name!r} does not take argument(s) {sorted(extra)}")
+    if name == "pt_series":
+        given = [k for k, v in (("n_photons", n_photons), ("unitary", unitary), ("input_modes", input_modes),
+                                ("backend", backend)) if v is not None]
+        if given:
+            raise ValueError(f"latent 'pt_series' builds its own circuit and device; it does not take {', '.join(given)}")
+        return PTSeriesLatent(dim, seed=seed, centre=centre, scale=scale, **kwargs)
     if name not in _CIRCUIT_KINDS:
         given = [k for k, v in (("n_photons", n_photons), ("unitary", unitary), ("input_modes", input_modes)) if v is not None]
         if given:
@@ -124,8 +137,12 @@ def from_spec(spec: dict, *, backend: Any = None, **overrides) -> Latent:
         raise ValueError(f"spec names unknown latent {name!r}; valid names: {', '.join(KINDS)}")
     if spec.pop("backend", None) is not None and backend is None:
         raise ValueError(f"this {name} latent was sampled through a custom backend; pass backend= to rebuild it")
-    if spec.pop("noise", None) is not None and "noise" not in overrides:
-        raise ValueError(f"this {name} latent was sampled with a noise model; pass noise= to rebuild it")
+    noise = spec.pop("noise", None)
+    if noise is not None and "noise" not in overrides:
+        if not isinstance(noise, dict):
+            raise ValueError(f"this {name} latent was sampled with a noise model; pass noise= to rebuild it")
+        spec["noise"] = noise
+    mean_source = spec.pop("mean_source", None)
     recorded_sha = spec.pop("unitary_sha256", None)
     if "unitary" in spec:
         from .photonic import unitary_sha256

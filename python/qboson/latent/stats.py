@@ -18,6 +18,8 @@ __all__ = [
     "bunching_stats",
     "summary",
     "plot_stats",
+    "photon_number_histogram",
+    "plot_comparison",
 ]
 
 
@@ -69,6 +71,13 @@ def bunching_stats(samples) -> dict:
         "mean_max_occupation": float(mx.mean()),
         "max_occupation_hist": hist.tolist(),
     }
+
+
+def photon_number_histogram(samples) -> np.ndarray:
+    """``out[k]`` = fraction of shots with k photons in total (detected photons per shot), shape (max + 1,)."""
+    s = _as_samples(samples)
+    totals = s.sum(axis=1, dtype=np.int64)
+    return np.bincount(totals) / totals.size
 
 
 def summary(samples, *, mean: Optional[np.ndarray] = None, covariance: Optional[np.ndarray] = None) -> dict:
@@ -139,6 +148,54 @@ def plot_stats(datasets: Sequence[tuple[str, np.ndarray]], path, *, kmax: int = 
         axes[2, c].set_title(f"{label}: max photons in one mode")
         axes[2, c].set_xlabel("max_j s_j")
         axes[2, c].set_ylabel("fraction of shots")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_comparison(datasets: Sequence[tuple[str, np.ndarray]], path, *, title: Optional[str] = None) -> Path:
+    """Overlay several count samples (e.g. a noisy latent and its ideal counterpart) in three panels:
+    per-mode mean occupation, the photon-number histogram (photons per shot) and the bunching
+    distribution (largest count in one mode, log scale).  Saves a PNG and returns its path."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("plots need matplotlib: pip install qboson[plot]") from exc
+    if not datasets:
+        raise ValueError("nothing to plot")
+    fig, axes = plt.subplots(1, 3, figsize=(16.0, 4.6))
+    k = len(datasets)
+    lowest = min(int(_as_samples(s).sum(axis=1).min()) for _, s in datasets)
+    width = 0.8 / k
+    for i, (label, samples) in enumerate(datasets):
+        s = _as_samples(samples)
+        mu = s.mean(axis=0)
+        se = s.std(axis=0, ddof=1) / np.sqrt(s.shape[0])
+        axes[0].errorbar(np.arange(mu.size), mu, yerr=2 * se, marker="o", ms=3, lw=1, capsize=2, label=label)
+        h = photon_number_histogram(s)
+        axes[1].bar(np.arange(h.size) + (i - (k - 1) / 2) * width, h, width=width, label=label)
+        b = np.asarray(bunching_stats(s)["max_occupation_hist"])
+        axes[2].bar(np.arange(b.size) + (i - (k - 1) / 2) * width, np.where(b > 0, b, np.nan), width=width, label=label)
+    axes[0].set_title("mean photons per mode (bars: 2 standard errors)")
+    axes[0].set_xlabel("mode j")
+    axes[0].set_ylabel("E[s_j]")
+    axes[1].set_xlim(left=lowest - 1)
+    axes[1].set_title("photons detected per shot")
+    axes[1].set_xlabel("sum_j s_j")
+    axes[1].set_ylabel("fraction of shots")
+    axes[2].set_title("bunching: largest count in one mode")
+    axes[2].set_xlabel("max_j s_j")
+    axes[2].set_ylabel("fraction of shots")
+    axes[2].set_yscale("log")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)
