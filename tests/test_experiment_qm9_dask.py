@@ -1,0 +1,309 @@
+"""``qboson experiment qm9 --scheduler / --dask-workers``: the grid's runs as Dask tasks give the
+same run folders as the local grid, survive a killed worker, and resume after a failure or Ctrl-C
+by rerunning only the unfinished runs.
+
+QM9 and the chemistry evaluation are replaced by random graphs and counts of the decoded graphs
+(as in test_experiment_qm9.py).  Monkeypatches do not reach Dask's worker processes, so this file
+is also the workers' preload script: its ``dask_setup`` installs the same replacements there.
+Workers log every training call to ``<grid>-calls/`` and obey fault markers in ``<grid>-faults/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+distributed = pytest.importorskip("distributed")
+
+import dask  # noqa: E402
+import torch  # noqa: E402
+
+from qboson.experiments import qm9  # noqa: E402
+from qboson.experiments._dask_runner import file_lock  # noqa: E402
+from qboson.molgan.config import PROFILES  # noqa: E402
+
+molgan_train = importlib.import_module("qboson.molgan.trainer")
+molgan_evaluate = importlib.import_module("qboson.molgan.evaluate")
+
+TINY = dict(batch_size=8, latent_bank_size=64, log_every=2, checkpoint_every=4, generator_widths=(8, 16),
+            critic_conv_dims=(8,), critic_aggregation_dim=8, critic_mlp_dims=(8,), curve_points=0)
+RUNS = ["bernoulli-d4-s0", "bernoulli-d4-s1", "gaussian-d4-s0", "gaussian-d4-s1"]
+TIMING = {"elapsed_s", "train_seconds", "iterations_per_second", "wall_seconds", "seconds"}
+
+
+# --- the replacements, installed in this process (monkeypatch) and in every worker (dask_setup) ---
+
+def _fake_data(data_seed: int = 0):
+    rng = np.random.default_rng(0)
+    adj = np.triu(rng.integers(0, 4, (40, 9, 9)), 1)
+    return molgan_train.GraphData(rng.integers(0, 5, (40, 9)), adj + adj.transpose(0, 2, 1))
+
+
+def _fake_evaluate(run_dir, *, threads=1, **kw):
+    from qboson._atomic import atomic_write_text
+
+    gen, config, info = molgan_evaluate.load_generator(run_dir)
+    z = np.random.default_rng(0).standard_normal((config.eval_samples, config.dim)).astype(np.float32)
+    nodes, adj = molgan_evaluate.generate_graphs(gen, z)
+    n_atoms = int((nodes > 0).sum())
+    result = {"n": len(nodes), "valid": n_atoms % 7, "valid_loose": n_atoms % 11, "valid_unique": n_atoms % 5,
+              "novel": n_atoms % 3, "fcd": float(adj.mean()), "n_fcd": 3, "latent": config.latent,
+              "dim": config.dim, "seed": config.seed, "iteration": info["iteration"]}
+    atomic_write_text(Path(run_dir) / "samples.smi", "CCO\nC1CC1\n\nCCO\n")
+    atomic_write_text(Path(run_dir) / "eval.json", json.dumps(result))
+    return result
+
+
+def _side_folder(run_dir, kind: str) -> Path:
+    grid = Path(run_dir).parent
+    return grid.with_name(f"{grid.name}-{kind}")
+
+
+def _install_fakes(set_attr) -> None:
+    real_train = molgan_train.train
+
+    def train(config, out_dir, **kw):
+        name = Path(out_dir).name
+        calls = _side_folder(out_dir, "calls")
+        calls.mkdir(exist_ok=True)
+        (calls / f"{name}--{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
+        faults = _side_folder(out_dir, "faults")
+        if (faults / f"fail-{name}").exists():
+            raise RuntimeError(f"injected failure in {name}")
+        kill = faults / f"kill-{name}"
+        if kill.exists():  # train a little (a checkpoint at critic step 2), then die like a lost node
+            kill.unlink()
+            real_train(config, out_dir, **{**kw, "stop_after": 2})
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_train(config, out_dir, **kw)
+
+    set_attr(molgan_train.GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _fake_data()))
+    set_attr(molgan_train, "train", train)
+    set_attr(molgan_evaluate, "evaluate_run", _fake_evaluate)
+
+
+def dask_setup(worker) -> None:
+    """Dask worker preload hook (``distributed.worker.preload``): the replacements in each worker."""
+    _install_fakes(setattr)
+
+
+# --- fixtures and helpers ---
+
+def _args(out: Path, **kw) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    qm9.add_arguments(parser)
+    args = parser.parse_args(["--latents", "gaussian,bernoulli", "--dim", "4", "--seeds", "0-1", "--profile", "quick",
+                              "--out", str(out), "--iterations", "6", "--eval-samples", "20", "--no-plots"])
+    for k, v in kw.items():
+        setattr(args, k, v)
+    return args
+
+
+def _patch_driver(mp: pytest.MonkeyPatch) -> None:
+    mp.setitem(PROFILES, "quick", {**PROFILES["quick"], **TINY})
+    mp.setattr(qm9, "_prepare_shared_caches", lambda config: None)
+
+
+@pytest.fixture
+def driver(monkeypatch):
+    """This process as the grid's client: tiny profile, no QM9 caches to prepare."""
+    _patch_driver(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The local grid (``--jobs 1``, this process) every Dask grid must reproduce."""
+    out = tmp_path_factory.mktemp("local") / "grid"
+    with pytest.MonkeyPatch.context() as mp:
+        _patch_driver(mp)
+        _install_fakes(mp.setattr)
+        assert qm9.run(_args(out)) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask.config.set({"distributed.worker.preload": [__file__]}), distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def _calls(out: Path) -> list[str]:
+    folder = _side_folder(out / "x", "calls")
+    return sorted(p.name.split("--")[0] for p in folder.iterdir()) if folder.exists() else []
+
+
+def _fault(out: Path, kind: str, run: str) -> Path:
+    folder = _side_folder(out / "x", "faults")
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"{kind}-{run}"
+    marker.touch()
+    return marker
+
+
+def _same(a, b, path: str) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            if k not in TIMING:
+                _same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+def _csv_without_timing(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+
+
+def assert_same_grid(out: Path, reference: Path) -> None:
+    """Every run folder holds the same weights, optimiser and random states, data and results as the
+    local grid's; only wall-clock times may differ."""
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == RUNS
+    assert not list(out.glob(".*.lock"))  # the task locks are gone
+    for run in RUNS:
+        a, b = out / run, reference / run
+        for name in (".qboson-run", "config.json", "latent_bank.npy", "eval.json", "samples.smi"):
+            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{run}/{name}"
+        _same(molgan_train.load_checkpoint(a), molgan_train.load_checkpoint(b), f"{run}/checkpoint.pt")
+        assert molgan_train.load_checkpoint(a)["iteration"] == 6
+        _same(json.loads((a / "train_summary.json").read_text()), json.loads((b / "train_summary.json").read_text()),
+              f"{run}/train_summary.json")
+        assert _csv_without_timing(a / "metrics.csv") == _csv_without_timing(b / "metrics.csv")
+    for name in ("runs.csv", "table.md", "table.csv"):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+# --- tests ---
+
+def test_dask_grid_matches_local_grid(client, reference, driver, tmp_path, capsys):
+    out = tmp_path / "grid"
+    assert qm9.run(_args(out, scheduler=client.scheduler.address)) == 0
+    assert_same_grid(out, reference)
+    assert _calls(out) == RUNS  # one training per run, all on the workers
+    err = capsys.readouterr().err
+    assert "Dask tcp://127.0.0.1" in err and "[4/4]" in err
+    # a second call finds the grid finished and submits nothing
+    assert qm9.run(_args(out, scheduler=client.scheduler.address)) == 0
+    assert _calls(out) == RUNS and "0 to do" in capsys.readouterr().err
+
+
+def test_killed_worker_resumes_its_run_from_the_checkpoint(client, reference, driver, tmp_path):
+    out = tmp_path / "grid"
+    marker = _fault(out, "kill", "gaussian-d4-s0")
+    assert qm9.run(_args(out, scheduler=client.scheduler.address)) == 0
+    assert not marker.exists()  # the worker did die
+    # the killed run was started again on a live worker and resumed: it still matches bit for bit
+    assert_same_grid(out, reference)
+    assert _calls(out) == sorted(RUNS + ["gaussian-d4-s0"])
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
+
+
+def test_failed_run_is_reported_and_a_rerun_trains_only_it(client, reference, driver, tmp_path, capsys):
+    out = tmp_path / "grid"
+    marker = _fault(out, "fail", "bernoulli-d4-s1")
+    assert qm9.run(_args(out, scheduler=client.scheduler.address)) == 1
+    err = capsys.readouterr().err
+    assert "1 of 4 task(s) failed (bernoulli-d4-s1" in err and "injected failure" in err
+    assert sorted(p.parent.name for p in out.glob("*/eval.json")) == [r for r in RUNS if r != "bernoulli-d4-s1"]
+    assert "| bernoulli | 4 | 1 |" in (out / "table.md").read_text()  # tables written as results arrived
+    before = _calls(out)
+    assert before.count("bernoulli-d4-s1") == 2  # tried, and retried once
+    marker.unlink()
+    assert qm9.run(_args(out, scheduler=client.scheduler.address)) == 0
+    assert _calls(out) == sorted(before + ["bernoulli-d4-s1"])
+    assert_same_grid(out, reference)
+
+
+def test_interrupted_grid_reruns_only_unfinished_runs(client, reference, driver, tmp_path, monkeypatch):
+    out = tmp_path / "grid"
+    real_report = qm9._report
+
+    def ctrl_c(*a, **kw):  # Ctrl-C in the client as the first result arrives
+        real_report(*a, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(qm9, "_report", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        qm9.run(_args(out, scheduler=client.scheduler.address))
+    assert 1 <= len(list(out.glob("*/eval.json"))) < 4
+    monkeypatch.setattr(qm9, "_report", real_report)
+    # Tasks already running on the cluster finish on their own; the resumed grid's copies of them
+    # wait for their lock and then find them finished, so no run is trained twice.
+    assert qm9.run(_args(out, scheduler=client.scheduler.address)) == 0
+    assert _calls(out) == RUNS
+    assert_same_grid(out, reference)
+
+
+def test_cli_with_local_dask_workers(reference, tmp_path, monkeypatch):
+    from qboson.cli import main
+
+    _patch_driver(monkeypatch)
+    out = tmp_path / "grid"
+    with dask.config.set({"distributed.worker.preload": [__file__]}):
+        rc = main(["experiment", "qm9", "--latents", "gaussian,bernoulli", "--dim", "4", "--seeds", "0-1",
+                   "--out", str(out), "--iterations", "6", "--eval-samples", "20", "--no-plots", "--dask-workers", "2"])
+    assert rc == 0
+    assert_same_grid(out, reference)
+    assert _calls(out) == RUNS
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(scheduler="tcp://127.0.0.1:1", dask_workers=2), "not both"),
+    (dict(dask_workers=2, jobs=2), "--jobs"),
+    (dict(scheduler="tcp://127.0.0.1:1", jobs=3), "--jobs"),
+    (dict(dask_workers=0), "--dask-workers must be >= 1"),
+])
+def test_conflicting_or_bad_dask_flags_are_refused(driver, tmp_path, capsys, flags, message):
+    assert qm9.run(_args(tmp_path / "grid", **flags)) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "grid").exists()
+
+
+def test_without_dask_names_the_extra(driver, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    assert qm9.run(_args(tmp_path / "grid", dask_workers=2)) == 2
+    assert "qboson[dist]" in capsys.readouterr().err
+
+
+def test_second_copy_of_a_run_waits_for_the_first(tmp_path):
+    lock = str(tmp_path / ".run.lock")
+    events = []
+    inside = threading.Event()
+
+    def first():
+        with file_lock(lock):
+            inside.set()
+            time.sleep(0.3)
+            events.append("first done")
+
+    t = threading.Thread(target=first)
+    t.start()
+    inside.wait(10)
+    with file_lock(lock):  # separate open() of the file: flock makes this wait for the thread
+        events.append("second in")
+    t.join()
+    assert events == ["first done", "second in"]
+    assert not os.path.exists(lock)
