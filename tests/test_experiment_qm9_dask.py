@@ -30,7 +30,7 @@ import dask  # noqa: E402
 import torch  # noqa: E402
 
 from qboson.experiments import qm9  # noqa: E402
-from qboson.experiments._dask_runner import file_lock  # noqa: E402
+from qboson.experiments._dask_runner import _call, file_lock  # noqa: E402
 from qboson.molgan.config import PROFILES  # noqa: E402
 
 molgan_train = importlib.import_module("qboson.molgan.trainer")
@@ -70,6 +70,23 @@ def _side_folder(run_dir, kind: str) -> Path:
     return grid.with_name(f"{grid.name}-{kind}")
 
 
+def _lock_is_held(path: Path) -> bool:
+    """Whether some open file holds the flock on ``path`` (the task running this training)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock if we just took it
+    return False
+
+
 def _install_fakes(set_attr) -> None:
     real_train = molgan_train.train
 
@@ -77,8 +94,11 @@ def _install_fakes(set_attr) -> None:
         name = Path(out_dir).name
         calls = _side_folder(out_dir, "calls")
         calls.mkdir(exist_ok=True)
-        (calls / f"{name}--{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
+        locked = "locked" if _lock_is_held(Path(out_dir).parent / f".{name}.lock") else "unlocked"
+        (calls / f"{name}--{locked}--{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
         faults = _side_folder(out_dir, "faults")
+        if (faults / f"slow-{name}").exists():
+            time.sleep(2)
         if (faults / f"fail-{name}").exists():
             raise RuntimeError(f"injected failure in {name}")
         kill = faults / f"kill-{name}"
@@ -141,8 +161,11 @@ def client():
 
 
 def _calls(out: Path) -> list[str]:
+    """The runs trained so far (one entry per training call); each must have held its run's lock."""
     folder = _side_folder(out / "x", "calls")
-    return sorted(p.name.split("--")[0] for p in folder.iterdir()) if folder.exists() else []
+    names = [p.name.split("--") for p in folder.iterdir()] if folder.exists() else []
+    assert all(n[1] == "locked" for n in names), names
+    return sorted(n[0] for n in names)
 
 
 def _fault(out: Path, kind: str, run: str) -> Path:
@@ -176,12 +199,12 @@ def _csv_without_timing(path: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
 
 
-def assert_same_grid(out: Path, reference: Path) -> None:
+def assert_same_grid(out: Path, reference: Path, runs: list[str] = RUNS) -> None:
     """Every run folder holds the same weights, optimiser and random states, data and results as the
     local grid's; only wall-clock times may differ."""
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == RUNS
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == runs
     assert not list(out.glob(".*.lock"))  # the task locks are gone
-    for run in RUNS:
+    for run in runs:
         a, b = out / run, reference / run
         for name in (".qboson-run", "config.json", "latent_bank.npy", "eval.json", "samples.smi"):
             assert (a / name).read_bytes() == (b / name).read_bytes(), f"{run}/{name}"
@@ -190,7 +213,7 @@ def assert_same_grid(out: Path, reference: Path) -> None:
         _same(json.loads((a / "train_summary.json").read_text()), json.loads((b / "train_summary.json").read_text()),
               f"{run}/train_summary.json")
         assert _csv_without_timing(a / "metrics.csv") == _csv_without_timing(b / "metrics.csv")
-    for name in ("runs.csv", "table.md", "table.csv"):
+    for name in ("runs.csv", "table.md", "table.csv") if runs == RUNS else ():
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
 
 
@@ -237,6 +260,7 @@ def test_failed_run_is_reported_and_a_rerun_trains_only_it(client, reference, dr
 
 def test_interrupted_grid_reruns_only_unfinished_runs(client, reference, driver, tmp_path, monkeypatch):
     out = tmp_path / "grid"
+    _fault(out, "slow", "gaussian-d4-s0")  # still training on one worker when the client stops
     real_report = qm9._report
 
     def ctrl_c(*a, **kw):  # Ctrl-C in the client as the first result arrives
@@ -260,12 +284,12 @@ def test_cli_with_local_dask_workers(reference, tmp_path, monkeypatch):
 
     _patch_driver(monkeypatch)
     out = tmp_path / "grid"
-    with dask.config.set({"distributed.worker.preload": [__file__]}):
-        rc = main(["experiment", "qm9", "--latents", "gaussian,bernoulli", "--dim", "4", "--seeds", "0-1",
-                   "--out", str(out), "--iterations", "6", "--eval-samples", "20", "--no-plots", "--dask-workers", "2"])
+    with dask.config.set({"distributed.worker.preload": [__file__]}):  # one worker: a short test
+        rc = main(["experiment", "qm9", "--latents", "gaussian", "--dim", "4", "--seeds", "1", "--out", str(out),
+                   "--iterations", "6", "--eval-samples", "20", "--no-plots", "--dask-workers", "1"])
     assert rc == 0
-    assert_same_grid(out, reference)
-    assert _calls(out) == RUNS
+    assert_same_grid(out, reference, runs=["gaussian-d4-s1"])
+    assert _calls(out) == ["gaussian-d4-s1"]
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -307,3 +331,39 @@ def test_second_copy_of_a_run_waits_for_the_first(tmp_path):
     t.join()
     assert events == ["first done", "second in"]
     assert not os.path.exists(lock)
+
+
+def test_unreachable_or_malformed_scheduler_is_a_clear_error(driver, tmp_path, capsys):
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        assert qm9.run(_args(tmp_path / "grid", scheduler="tcp://127.0.0.1:1")) == 1
+    assert "cannot reach the Dask scheduler 'tcp://127.0.0.1:1'" in capsys.readouterr().err
+    assert qm9.run(_args(tmp_path / "grid", scheduler="nonsense")) == 2
+    assert "nonsense" in capsys.readouterr().err
+    assert not list((tmp_path / "grid").iterdir())  # nothing trained, no run folder made
+
+
+def test_runs_in_one_worker_process_do_not_overlap():
+    # training seeds torch's process-wide generator: two runs at once in one multi-threaded
+    # worker would not reproduce the local grid, so tasks in a process take turns
+    active, most = [], []
+
+    def run(i):
+        active.append(i)
+        most.append(len(active))
+        time.sleep(0.05)
+        active.remove(i)
+        return i
+
+    import qboson
+
+    threads = [threading.Thread(target=_call, args=(run, None, qboson.__version__, i)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(most) == 4 and max(most) == 1
+
+
+def test_worker_with_another_qboson_version_refuses_the_task():
+    with pytest.raises(RuntimeError, match="same version"):
+        _call(print, None, "0.0.0-other", "never printed")

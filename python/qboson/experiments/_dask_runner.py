@@ -77,8 +77,9 @@ def run_tasks(
     for this call.  ``fn`` must be importable on the workers (it is pickled by reference), and
     the workers must run the same qboson version as this process (checked per task).
 
-    Raises ``TasksFailed`` after all other tasks finished if some failed for good, ImportError
-    without Dask; KeyboardInterrupt cancels the tasks not yet started and is re-raised.
+    Raises ``TasksFailed`` after all other tasks finished if some failed for good, ConnectionError
+    if the scheduler cannot be reached, ValueError for a malformed address, ImportError without
+    Dask; KeyboardInterrupt cancels the tasks not yet started and is re-raised.
     """
     from .. import __version__
     from ..distributed import _client, require_dask
@@ -87,7 +88,14 @@ def run_tasks(
     if not tasks:
         return
     tag = uuid.uuid4().hex[:8]  # fresh keys: a resumed grid never meets an old run's futures
-    with _client(client, n_workers) as c:
+    with contextlib.ExitStack() as stack:
+        try:
+            c = stack.enter_context(_client(client, n_workers))
+        except OSError as exc:  # ValueError (a malformed address) passes through as it is
+            if not isinstance(client, str):
+                raise
+            raise ConnectionError(f"cannot reach the Dask scheduler {client!r}: {exc}; is it running, "
+                                  "and reachable from here?") from exc
         pending = {
             c.submit(_call, fn, t.lock, __version__, *t.args, key=f"qboson-{t.name}-{tag}", retries=retries,
                      pure=False): t

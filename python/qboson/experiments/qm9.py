@@ -437,7 +437,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileExistsError, ImportError) as exc:
         print(f"qboson experiment qm9: {exc}", file=sys.stderr)
         return 2
-    except TasksFailed as exc:
+    except (TasksFailed, ConnectionError) as exc:
         print(f"qboson experiment qm9: {exc}", file=sys.stderr)
         return 1
     if not results:
