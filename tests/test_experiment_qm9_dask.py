@@ -367,3 +367,12 @@ def test_runs_in_one_worker_process_do_not_overlap():
 def test_worker_with_another_qboson_version_refuses_the_task():
     with pytest.raises(RuntimeError, match="same version"):
         _call(print, None, "0.0.0-other", "never printed")
+
+
+def test_output_folder_missing_on_the_worker_names_shared_storage(tmp_path):
+    import qboson
+
+    lock = tmp_path / "not-mounted-here" / ".gaussian-d4-s0.lock"
+    with pytest.raises(FileNotFoundError, match="shared by the client and the workers"):
+        _call(print, str(lock), qboson.__version__, "never printed")
+    assert not lock.parent.exists()

@@ -137,6 +137,12 @@ def _call(fn: Callable[..., Any], lock: Optional[str], version: str, *args: Any)
     if version != __version__:
         raise RuntimeError(f"this Dask worker has qboson {__version__} but the client has {version}; "
                            "install the same version on the workers")
+    if lock is not None and not Path(lock).parent.is_dir():
+        import socket
+
+        raise FileNotFoundError(f"{Path(lock).parent} does not exist on the Dask worker {socket.gethostname()}: "
+                                "the output folder must be on storage shared by the client and the workers, "
+                                "at the same path")
     with file_lock(lock), _ONE_AT_A_TIME:  # always in this order: no deadlock between threads
         return fn(*args)
 
