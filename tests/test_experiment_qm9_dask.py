@@ -376,3 +376,54 @@ def test_output_folder_missing_on_the_worker_names_shared_storage(tmp_path):
     with pytest.raises(FileNotFoundError, match="shared by the client and the workers"):
         _call(print, str(lock), qboson.__version__, "never printed")
     assert not lock.parent.exists()
+
+
+_DRIVER = """
+import importlib.util, sys
+import dask, pytest
+spec = importlib.util.spec_from_file_location("qm9_dask_test", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+from qboson.cli import main
+with pytest.MonkeyPatch.context() as mp:
+    m._patch_driver(mp)
+    with dask.config.set({"distributed.worker.preload": [sys.argv[1]]}):
+        sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_local_workers_and_a_rerun_resumes_from_checkpoints(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "grid"
+    cmd = [sys.executable, "-c", _DRIVER, __file__, "experiment", "qm9", "--latents", "gaussian,bernoulli", "--dim",
+           "4", "--seeds", "0-1", "--out", str(out), "--iterations", "300", "--eval-samples", "20", "--no-plots",
+           "--dask-workers", "2"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(out.glob("*/checkpoint.pt")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert list(out.glob("*/checkpoint.pt")), "no run started"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the client and its workers
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0, err.decode()[-2000:]
+    interrupted = sorted(p.parent.name for p in out.glob("*/checkpoint.pt") if not (p.parent / "eval.json").exists())
+    assert interrupted, "every run finished before the interrupt"
+    stopped_at = {r: molgan_train.load_checkpoint(out / r)["iteration"] for r in interrupted}
+
+    assert subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600).returncode == 0
+    assert sorted(p.parent.name for p in out.glob("*/eval.json")) == RUNS
+    assert not list(out.glob(".*.lock"))
+    assert sorted(set(_calls(out))) == RUNS
+    for run in interrupted:  # resumed, not restarted, and equal to an uninterrupted local training
+        assert stopped_at[run] < 300 and _calls(out).count(run) == 2
+        config = molgan_train.TrainConfig.from_dict(json.loads((out / run / "config.json").read_text()))
+        molgan_train.train(config, tmp_path / "local" / run, data=_fake_data(), progress=False)
+        _same(molgan_train.load_checkpoint(out / run), molgan_train.load_checkpoint(tmp_path / "local" / run), run)
