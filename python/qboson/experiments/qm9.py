@@ -29,6 +29,7 @@ from typing import Any, Optional, Sequence
 
 from .._outdir import check_output_dir, claim_output_dir
 from ..molgan.cli import add_training_flags, training_overrides
+from ._dask_runner import TasksFailed
 
 __all__ = ["add_arguments", "run", "parse_seeds", "run_grid", "summarise", "METRICS"]
 
@@ -61,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latent-bank", metavar="DIR", action="append",
                         help="train a latent from a pre-drawn bank (every seed; one fixed circuit): a bank directory or "
                              "a folder with one bank per latent name (repeatable)")
+    g = parser.add_argument_group("Dask cluster (needs qboson[dist]; see docs/qm9-cluster.md)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run each run as a task on this Dask scheduler (tcp://host:8786); --out on shared storage")
+    g.add_argument("--dask-workers", type=int, metavar="N", help="run the runs on a local Dask cluster of N processes")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -94,6 +99,9 @@ def _run_one(config_dict: dict[str, Any], run_dir: str, progress: bool, device: 
 
     config = TrainConfig.from_dict(config_dict)
     t0 = time.perf_counter()
+    eval_path = Path(run_dir) / "eval.json"
+    if eval_path.exists():  # finished by another copy of this task (a resumed grid on a cluster)
+        return json.loads(eval_path.read_text())
     summary_path = Path(run_dir) / "train_summary.json"
     if not summary_path.exists():
         evaluator = evaluation.curve_evaluator(config, threads=config.threads) if config.curve_points else None
@@ -120,6 +128,13 @@ def _grid_configs(args: argparse.Namespace) -> list[tuple[Any, Path]]:
     seeds = parse_seeds(args.seeds or ("0-2" if args.profile == "quick" else "0-19"))
     if args.jobs < 1 or args.threads < 1:
         raise ValueError("--jobs and --threads must be >= 1")
+    scheduler, dask_workers = getattr(args, "scheduler", None), getattr(args, "dask_workers", None)
+    if scheduler and dask_workers is not None:
+        raise ValueError("give --scheduler or --dask-workers, not both")
+    if dask_workers is not None and dask_workers < 1:
+        raise ValueError(f"--dask-workers must be >= 1, got {dask_workers}")
+    if (scheduler or dask_workers) and args.jobs > 1:
+        raise ValueError("--jobs runs processes on this machine; with --scheduler or --dask-workers leave it at 1")
     out = Path(args.out)
     from ._banks import find
 
@@ -172,8 +187,11 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
         _check_existing(config, run_dir)
     todo = [(c, d) for c, d in grid if not (d / "eval.json").exists()]
     done = len(grid) - len(todo)
+    scheduler, dask_workers = getattr(args, "scheduler", None), getattr(args, "dask_workers", None)
+    dask = bool(scheduler or dask_workers)
+    where = (f"Dask {scheduler}" if scheduler else f"{dask_workers} Dask worker(s)") if dask else f"{args.jobs} job(s)"
     print(f"qm9 grid: {len(grid)} runs ({done} finished, {len(todo)} to do), profile {args.profile}, "
-          f"{args.jobs} job(s) x {args.threads} thread(s), in {args.out}", file=sys.stderr)
+          f"{where} x {args.threads} thread(s), in {args.out}", file=sys.stderr)
     if todo:
         _prepare_shared_caches(todo[0][0])
     order = list(dict.fromkeys(c.latent for c, _ in grid))
@@ -184,7 +202,20 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     def progress_table() -> None:  # the table so far, after every run (plots at the end)
         write_outputs(Path(args.out), finished(), order, args.profile, plots=False)
 
-    if args.jobs == 1:
+    if dask and todo:
+        from ._dask_runner import GridTask, run_tasks
+
+        # absolute paths: the workers' working folders differ from ours
+        tasks = [GridTask(d.name, (c.to_dict(), str(d.resolve()), False, args.device),
+                          lock=str(d.resolve().parent / f".{d.name}.lock")) for c, d in todo]
+        count = iter(range(1, len(todo) + 1))
+
+        def on_result(task, result) -> None:
+            _report(next(count), len(todo), Path(task.args[1]), result)
+            progress_table()
+
+        run_tasks(_run_one, tasks, client=scheduler, n_workers=dask_workers, on_result=on_result)
+    elif args.jobs == 1:
         for i, (config, run_dir) in enumerate(todo, 1):
             result = _run_one(config.to_dict(), str(run_dir), progress=True, device=args.device)
             _report(i, len(todo), run_dir, result)
@@ -488,9 +519,12 @@ def run(args: argparse.Namespace) -> int:
             results = [json.loads((d / "eval.json").read_text()) for _, d in grid if (d / "eval.json").exists()]
         else:
             results = run_grid(args)
-    except (ValueError, FileExistsError) as exc:
+    except (ValueError, FileExistsError, ImportError) as exc:
         print(f"qboson experiment qm9: {exc}", file=sys.stderr)
         return 2
+    except (TasksFailed, ConnectionError) as exc:
+        print(f"qboson experiment qm9: {exc}", file=sys.stderr)
+        return 1
     if not results:
         print("qboson experiment qm9: no finished runs to summarise", file=sys.stderr)
         return 1
