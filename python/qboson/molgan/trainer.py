@@ -30,11 +30,12 @@ import torch
 from .._atomic import atomic_save_npy, atomic_write_text
 from .batches import GraphData, Stream, derived_seed, make_latent_bank, real_batch
 from .config import TrainConfig
-from .model import Discriminator, Generator, init_weights
+from .model import Discriminator, Generator, init_weights, relax
 from .runfiles import (CHECKPOINT, CURVE_FIELDS, METRIC_FIELDS, LossWindow, load_checkpoint,
                        prepare_run_dir, read_rows, save_checkpoint, stop_on_sigint, write_rows)
 
-__all__ = ["train", "gradient_penalty", "build_models", "resolve_device", "open_run", "RunState"]
+__all__ = ["train", "gradient_penalty", "build_models", "resolve_device", "open_run", "RunState",
+           "forward_precision", "fake_graphs"]
 
 #: ``evaluator(generator, iteration, critic_step) -> rows`` records points of the training curve
 Evaluator = Callable[[Generator, int, int], list[dict[str, Any]]]
@@ -52,20 +53,41 @@ def build_models(config: TrainConfig, n_nodes: int = 9, n_atom_types: int = 5,
 
 
 def gradient_penalty(critic: torch.nn.Module, real: tuple[torch.Tensor, torch.Tensor],
-                     fake: tuple[torch.Tensor, torch.Tensor], eps: torch.Tensor) -> torch.Tensor:
+                     fake: tuple[torch.Tensor, torch.Tensor], eps: torch.Tensor,
+                     precision: str = "fp32") -> torch.Tensor:
     """Mean over the batch of ``(||grad_{(E,X)} D(E_hat, X_hat)||_2 - 1)^2`` (scalar, differentiable).
 
     ``E_hat = eps_b E_real + (1 - eps_b) E_fake`` (same for nodes X) with one
     ``eps (B,)`` per sample; the gradient norm of sample ``b`` is taken over both
     inputs of sample ``b`` together: the edges and the nodes the critic sees.
+    ``precision="bf16"`` runs the critic's products under bf16 autocast; the
+    interpolates, their gradients and the norm stay float32.
     """
     (real_e, real_x), (fake_e, fake_x) = real, fake
     e_hat = (eps.view(-1, 1, 1, 1) * real_e + (1 - eps.view(-1, 1, 1, 1)) * fake_e).requires_grad_(True)
     x_hat = (eps.view(-1, 1, 1) * real_x + (1 - eps.view(-1, 1, 1)) * fake_x).requires_grad_(True)
-    scores = critic(e_hat, x_hat)
-    grad_e, grad_x = torch.autograd.grad(scores.sum(), (e_hat, x_hat), create_graph=True)
+    with forward_precision(precision, e_hat.device):
+        scores = critic(e_hat, x_hat)
+    grad_e, grad_x = torch.autograd.grad(scores.float().sum(), (e_hat, x_hat), create_graph=True)
     sq = grad_e.flatten(1).pow(2).sum(1) + grad_x.flatten(1).pow(2).sum(1)
     return (sq.sqrt() - 1.0).pow(2).mean()
+
+
+def forward_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context for the networks' forward products: bf16 autocast on ``device`` or nothing (fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"unknown precision {precision!r}; choose fp32 or bf16")
+    return contextlib.nullcontext()
+
+
+def fake_graphs(gen: Generator, z: torch.Tensor, config: TrainConfig, noise: torch.Generator) -> tuple[
+        torch.Tensor, torch.Tensor]:
+    """``gen.graphs(z)`` with the products in ``config.precision`` and the softmax in float32."""
+    with forward_precision(config.precision, z.device):
+        edges, nodes = gen(z)
+    return relax(edges.float(), nodes.float(), config.output_mode, config.temperature, noise)
 
 
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:
@@ -163,11 +185,12 @@ def train(
             real = real_batch(graphs, real_stream.take(B), config.permute_prob, augment_rng)
             z = bank[torch.from_numpy(latent_stream.take(B)).to(dev)]
             with torch.no_grad():
-                fake = gen.graphs(z, config.output_mode, config.temperature, noise)
-            scores = critic(torch.cat([real[0], fake[0]]), torch.cat([real[1], fake[1]]))
+                fake = fake_graphs(gen, z, config, noise)
+            with forward_precision(config.precision, dev):
+                scores = critic(torch.cat([real[0], fake[0]]), torch.cat([real[1], fake[1]])).float()
             wasserstein = scores[:B].mean() - scores[B:].mean()
             eps = torch.rand(B, generator=noise, device=dev)
-            gp = gradient_penalty(critic, real, fake, eps)
+            gp = gradient_penalty(critic, real, fake, eps, config.precision)
             d_loss = -wasserstein + config.gp_weight * gp
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -177,7 +200,9 @@ def train(
             if step % config.n_critic == 0:
                 z = bank[torch.from_numpy(latent_stream.take(B)).to(dev)]
                 critic.requires_grad_(False)
-                g_loss = -critic(*gen.graphs(z, config.output_mode, config.temperature, noise)).mean()
+                fake = fake_graphs(gen, z, config, noise)
+                with forward_precision(config.precision, dev):
+                    g_loss = -critic(*fake).float().mean()
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
