@@ -119,13 +119,14 @@ class StackedGenerator(_Stacked):
         n_edge = n * n * self.n_bond_types
         out = _linear(h, torch.cat([p["edge_head.weight"], p["node_head.weight"]], dim=1),
                       torch.cat([p["edge_head.bias"], p["node_head.bias"]], dim=1))
-        edges = out[..., :n_edge].reshape(K, b, n, n, self.n_bond_types)
+        edges, nodes = out.split([n_edge, n * self.n_atom_types], dim=-1)  # split, not slices: cheaper backward
+        edges = edges.reshape(K, b, n, n, self.n_bond_types)
         edges = 0.5 * (edges + edges.transpose(2, 3))
         eye = torch.eye(n, dtype=torch.bool, device=z.device).view(1, 1, n, n, 1)
         diag_fill = torch.full((self.n_bond_types,), -1e4, dtype=edges.dtype, device=z.device)
         diag_fill[0] = 1e4
         edges = torch.where(eye, diag_fill, edges)
-        nodes = out[..., n_edge:].reshape(K, b, n, self.n_atom_types)
+        nodes = nodes.reshape(K, b, n, self.n_atom_types)
         return edges, nodes
 
 
@@ -148,16 +149,31 @@ class StackedDiscriminator(_Stacked):
         if nodes.dim() != 4 or nodes.shape[-1] != self.n_atom_types or nodes.shape[:3] != edges.shape[:3]:
             raise ValueError(f"nodes must have shape ({K}, batch, N, {self.n_atom_types}), got {tuple(nodes.shape)}")
         p, b, n, r = self._p(), nodes.shape[1], nodes.shape[2], self.n_rel
-        adj = edges[..., 1:].reshape(K * b, n, n * r)
-        x = nodes.reshape(K, b * n, self.n_atom_types)
+        x = nodes.reshape(K * b, n, self.n_atom_types)
+        bonds = edges[..., 1:]
+        adj = adj_t = None
         h = x
         for i in range(self.n_conv):
-            w_self, w_bond = p[f"self_maps.{i}.weight"], p[f"bond_maps.{i}.weight"]
-            d_out = w_self.shape[1]
-            y = _linear(h, torch.cat([w_self, w_bond], dim=1))
-            msg = torch.bmm(adj, y[..., d_out:].reshape(K * b, n * r, d_out))  # sum_{j,y} E[i,j,y] (h_j W_y)
-            pre = y[..., :d_out] + p[f"self_maps.{i}.bias"].unsqueeze(1) + msg.view(K, b * n, d_out)
-            h = torch.cat([torch.tanh(pre), x], dim=-1)
+            w_self, w_bond, bias = p[f"self_maps.{i}.weight"], p[f"bond_maps.{i}.weight"], p[f"self_maps.{i}.bias"]
+            d_out, d_in = w_self.shape[1], w_self.shape[2]
+            if d_in < d_out:
+                # narrow input: sum over neighbours first, sum_j E[i,j,y] h_j (K*B, N, R-1, d_in), then one
+                # product by [W_1 .. W_{R-1}, W_0]; the (R-1) * d_in wide intermediate beats (R-1) * d_out
+                if adj_t is None:
+                    adj_t = bonds.permute(0, 1, 4, 2, 3).reshape(K * b, r * n, n)  # (K*B, (y, i), j)
+                agg = torch.bmm(adj_t, h).view(K * b, r, n, d_in).transpose(1, 2).reshape(K, b * n, r * d_in)
+                w = torch.cat([w_bond.view(K, r, d_out, d_in).transpose(1, 2).reshape(K, d_out, r * d_in), w_self],
+                              dim=2)
+                pre = _linear(torch.cat([agg, h.view(K, b * n, d_in)], dim=-1), w, bias)
+            else:
+                # wide input: h_j W_y first (K, B*N, (R-1) * d_out), then the neighbour sum
+                if adj is None:
+                    adj = bonds.reshape(K * b, n, n * r)  # (K*B, i, (j, y))
+                hv = h.view(K, b * n, d_in)
+                msg = torch.bmm(adj, _linear(hv, w_bond).view(K * b, n * r, d_out))
+                pre = _linear(hv, w_self, bias) + msg.view(K, b * n, d_out)
+            h = torch.cat([torch.tanh(pre).view(K * b, n, d_out), x], dim=-1)
+        h = h.view(K, b * n, -1)
         gv = _linear(h, torch.cat([p["gate.weight"], p["value.weight"]], dim=1),
                      torch.cat([p["gate.bias"], p["value.bias"]], dim=1))
         gate, value = gv.chunk(2, dim=-1)
