@@ -223,3 +223,18 @@ def _initial_edge_head(config):
     """The generator's edge-head weight as ``train`` initialises it."""
     torch.manual_seed(derived_seed(config.seed, "init"))
     return build_models(config)[0].edge_head.weight.detach()
+
+
+def test_short_axis_softmax_matches_torch_softmax_and_its_gradient():
+    from qboson.molgan.model import relax
+
+    g = torch.Generator().manual_seed(0)
+    edges = (torch.randn(6, 9, 9, 4, generator=g) * 30).requires_grad_(True)  # large logits: the shift matters
+    nodes = torch.randn(6, 9, 5, generator=g).requires_grad_(True)
+    e, x = relax(edges, nodes, "softmax", 0.7)
+    ref_e, ref_x = torch.softmax(edges / 0.7, -1), torch.softmax(nodes / 0.7, -1)
+    assert torch.allclose(e, ref_e, atol=1e-6) and torch.allclose(x, ref_x, atol=1e-6)
+    w = torch.randn(6, 9, 9, 4, generator=g)
+    (grad,) = torch.autograd.grad((e * w).sum(), edges)
+    (ref_grad,) = torch.autograd.grad((ref_e * w).sum(), edges)
+    assert torch.allclose(grad, ref_grad, atol=1e-6)

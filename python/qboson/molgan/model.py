@@ -215,12 +215,19 @@ def relax_with_noise(edges: torch.Tensor, nodes: torch.Tensor, mode: str, temper
     if noise is not None:
         edges = edges + noise[0]
         nodes = nodes + noise[1]
-    e = torch.softmax(edges / temperature, dim=-1)
-    x = torch.softmax(nodes / temperature, dim=-1)
+    e = _softmax_last(edges / temperature)
+    x = _softmax_last(nodes / temperature)
     if mode == "gumbel_hard":
         e = _straight_through(e)
         x = _straight_through(x)
     return e, x
+
+
+def _softmax_last(x: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax(x, -1)`` for a short last axis (4-5 classes here), where torch's kernel
+    ran ~6x slower than these elementwise ops; equal to it up to float rounding."""
+    e = torch.exp(x - x.amax(-1, keepdim=True).detach())  # the shift cancels: no gradient through it
+    return e / e.sum(-1, keepdim=True)
 
 
 def _gumbel(shape, generator, like: torch.Tensor) -> torch.Tensor:

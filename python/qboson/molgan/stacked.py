@@ -172,7 +172,8 @@ class StackedDiscriminator(_Stacked):
                 hv = h.view(K, b * n, d_in)
                 msg = torch.bmm(adj, _linear(hv, w_bond).view(K * b, n * r, d_out))
                 pre = _linear(hv, w_self, bias) + msg.view(K, b * n, d_out)
-            h = torch.cat([torch.tanh(pre).view(K * b, n, d_out), x], dim=-1)
+            pre = torch.tanh(pre).view(K * b, n, d_out)
+            h = torch.cat([pre, x.to(pre.dtype)], dim=-1)  # under bf16 autocast stay bf16 (cat would promote)
         h = h.view(K, b * n, -1)
         gv = _linear(h, torch.cat([p["gate.weight"], p["value.weight"]], dim=1),
                      torch.cat([p["gate.bias"], p["value.bias"]], dim=1))
