@@ -206,9 +206,8 @@ def test_bf16_precision_is_opt_in_and_close_to_fp32(tmp_path):
     w32, w16 = a["generator"]["edge_head.weight"], b["generator"]["edge_head.weight"]
     assert w16.dtype == torch.float32  # parameters stay float32
     assert not torch.equal(w32, w16)  # bf16 really was used
-    # 30 Adam steps of lr 1e-3 move a weight by <= 0.03; bf16 rounding changes the path only slightly
-    moved = (w32 - _initial_edge_head(base)).abs().max()
-    assert (w32 - w16).abs().max() < 0.25 * moved
+    # 30 Adam steps of lr 1e-3 move the weights; bf16 rounding bends that path only a little
+    assert (w32 - w16).norm() < 0.3 * (w32 - _initial_edge_head(base)).norm()
     ra, rb = _rows(tmp_path / "fp32"), _rows(tmp_path / "bf16")
     assert all(np.isfinite(r["critic_loss"]) and np.isfinite(r["gradient_penalty"]) for r in rb)
     assert abs(ra[-1]["wasserstein"] - rb[-1]["wasserstein"]) < 0.05 + 0.05 * abs(ra[-1]["wasserstein"])
