@@ -171,6 +171,87 @@ def stacks_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bf16_effect(trained: str, steps: int, n: int = 10_000) -> dict:
+    """What bf16 changes, from a trained checkpoint: (a) the same weights' outputs under bf16 autocast
+    (argmax-decoded graphs, critic scores) and (b) ``steps`` more critic updates in fp32 vs bf16."""
+    import torch
+
+    from qboson.molgan import GraphData, TrainConfig, train
+    from qboson.molgan.batches import real_batch
+    from qboson.molgan.model import decode_graphs
+    from qboson.molgan.runfiles import load_checkpoint
+    from qboson.molgan.trainer import build_models, forward_precision
+
+    torch.set_num_threads(1)
+    ckpt = torch.load(trained, map_location="cpu", weights_only=True)
+    config = TrainConfig.from_dict(ckpt["config"]).replace(threads=1, checkpoint_every=10**6, log_every=10,
+                                                           curve_points=0)
+    gen, critic = build_models(config, *ckpt["graph_shape"])
+    gen.load_state_dict(ckpt["generator"])
+    critic.load_state_dict(ckpt["critic"])
+    z = torch.from_numpy(np.random.default_rng(1).standard_normal((n, config.dim)).astype(np.float32))
+    out: dict = {"checkpoint_step": int(ckpt["critic_step"]), "n": n}
+    with torch.no_grad():
+        e32, x32 = gen(z)
+        with forward_precision("bf16", z.device):
+            e16, x16 = gen(z)
+        a32, b32 = decode_graphs(e32, x32)
+        a16, b16 = decode_graphs(e16.float(), x16.float())
+        out["atoms_equal"] = float((a32 == a16).float().mean())
+        out["bonds_equal"] = float((b32 == b16).float().mean())
+        out["graphs_equal"] = float(((a32 == a16).all(1) & (b32 == b16).flatten(1).all(1)).float().mean())
+        out["max_prob_diff"] = float(max((torch.softmax(e32, -1) - torch.softmax(e16.float(), -1)).abs().max(),
+                                         (torch.softmax(x32, -1) - torch.softmax(x16.float(), -1)).abs().max()))
+        data = GraphData.qm9_train(config.data_seed)
+        e, x = real_batch(data, np.arange(2000), 0.0, np.random.default_rng(0))
+        s32 = critic(e, x)
+        with forward_precision("bf16", z.device):
+            s16 = critic(e, x).float()
+        out["critic_score_rms_diff"] = float((s32 - s16).pow(2).mean().sqrt())
+        out["critic_score_std"] = float(s32.std())
+    # (b) the same run continued for `steps` critic updates in each precision
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="qboson-bench-bf16-")
+    bank = np.random.default_rng(0).standard_normal((len(ckpt["latent_stream"]["perm"]), config.dim)).astype(
+        np.float32)
+    rows, gens = {}, {}
+    try:
+        for prec in ("fp32", "bf16"):
+            d = os.path.join(root, prec)
+            os.makedirs(d)
+            c = config.replace(precision=prec)
+            torch.save({**ckpt, "config": c.to_dict()}, os.path.join(d, "checkpoint.pt"))
+            np.save(os.path.join(d, "latent_bank.npy"), bank)
+            with open(os.path.join(d, "config.json"), "w") as f:
+                f.write(c.to_json())
+            train(c, d, data=data, latent_bank=bank, resume=True, progress=False,
+                  stop_after=int(ckpt["critic_step"]) + steps)
+            import csv
+
+            with open(os.path.join(d, "metrics.csv"), newline="") as f:
+                rows[prec] = [r for r in csv.DictReader(f) if int(r["critic_step"]) > int(ckpt["critic_step"])]
+            gens[prec] = load_checkpoint(d)["generator"]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    for prec, rs in rows.items():
+        for key in ("wasserstein", "gradient_penalty", "generator_loss"):
+            vals = [float(r[key]) for r in rs if r[key] not in ("", "nan")]
+            out[f"{prec}_{key}_mean"] = float(np.mean(vals)) if vals else float("nan")
+    g32, g16 = build_models(config, *ckpt["graph_shape"])[0], build_models(config, *ckpt["graph_shape"])[0]
+    g32.load_state_dict(gens["fp32"])
+    g16.load_state_dict(gens["bf16"])
+    moved = sum(float((gens["fp32"][k] - ckpt["generator"][k]).pow(2).sum()) for k in gens["fp32"]) ** 0.5
+    apart = sum(float((gens["fp32"][k] - gens["bf16"][k]).pow(2).sum()) for k in gens["fp32"]) ** 0.5
+    out["steps"] = steps
+    out["weights_apart_over_moved"] = apart / moved
+    with torch.no_grad():
+        a, b = decode_graphs(*g32(z))
+        c_, d_ = decode_graphs(*g16(z))
+    out["after_steps_graphs_equal"] = float(((a == c_).all(1) & (b == d_).flatten(1).all(1)).float().mean())
+    return out
+
+
 def bench_evaluation(n: int, run: str | None, threads: int) -> dict:
     import torch
 
@@ -227,9 +308,17 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=5, help="with --stacks: timed critic updates per round (default 5)")
     p.add_argument("--rounds", type=int, default=3, help="with --stacks: interleaved rounds (default 3)")
     p.add_argument("--markdown", help="with --stacks: also write the table to this file")
+    p.add_argument("--bf16-effect", type=int, metavar="STEPS",
+                   help="with --trained: what bf16 changes (same weights, and STEPS more critic updates)")
     args = p.parse_args(argv)
 
     result: dict = {"load_average_start": os.getloadavg(), "cpus": os.cpu_count(), "training": []}
+    if args.bf16_effect:
+        if not args.trained:
+            p.error("--bf16-effect needs --trained")
+        effect = bf16_effect(args.trained, args.bf16_effect)
+        print(json.dumps(effect, indent=2))
+        return 0
     if args.stacks:
         import torch
 
