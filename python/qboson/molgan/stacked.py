@@ -12,7 +12,8 @@ R-GCN critics' and the per-sample gradient penalty's.  The runs never interact:
   acts elementwise, so one Adam over stacked parameters equals one Adam per run.
 
 A run trained in a stack therefore equals the same run trained alone up to float
-summation order inside the batched products.  Each run keeps its ordinary run folder
+summation order inside the batched products.  A stacked run's ``train_seconds`` and
+``elapsed_s`` are the stack's wall time (all runs advance together).  Each run keeps its ordinary run folder
 (``config.json``, ``latent_bank.npy``, ``checkpoint.pt`` in the single-run format,
 ``metrics.csv``, ``curve.csv``): ``qboson evaluate`` reads it and ``train(resume=True)``
 may continue it alone.
@@ -132,8 +133,10 @@ class StackedGenerator(_Stacked):
 
 class StackedDiscriminator(_Stacked):
     """``K`` :class:`~qboson.molgan.model.Discriminator` s: ``(edges (K, B, N, N, R), nodes (K, B, N, A))
-    -> scores (K, B)``.  Per layer, the self and all bond-type maps are one product, and the
-    neighbour sum of all ``K * B`` graphs one ``bmm``."""
+    -> scores (K, B)``.  Per layer, the neighbour sum of all ``K * B`` graphs is one ``bmm``, taken
+    before the weights where the layer's input is narrower than its output (then the self and all
+    bond-type maps are one product) and after them otherwise; the gate and value maps are one
+    product.  Same function as the single critics, other float summation order."""
 
     def __init__(self, members: Sequence[Discriminator]) -> None:
         super().__init__(members)
