@@ -34,7 +34,8 @@ def test_grid_with_stack_matches_the_plain_grid(tmp_path, tiny_grid, monkeypatch
         assert a["config"] == b["config"]
         for k, v in a["generator"].items():
             assert torch.allclose(v, b["generator"][k], rtol=1e-4, atol=1e-5), (name, k)
-        assert json.loads((tmp_path / "stacked" / "grid" / name / "eval.json").read_text())["seed"] == a["config"]["seed"]
+        evaluation = json.loads((tmp_path / "stacked" / "grid" / name / "eval.json").read_text())
+        assert evaluation["seed"] == a["config"]["seed"]
     # a second call finds everything done
     assert qm9.run(_args(tmp_path / "stacked", no_plots=True, stack=3)) == 0
     assert len(stacks) == 2
