@@ -237,3 +237,16 @@ def test_short_axis_softmax_matches_torch_softmax_and_its_gradient():
     (grad,) = torch.autograd.grad((e * w).sum(), edges)
     (ref_grad,) = torch.autograd.grad((ref_e * w).sum(), edges)
     assert torch.allclose(grad, ref_grad, atol=1e-6)
+
+
+def test_precision_flag_reaches_the_config():
+    import argparse
+
+    from qboson.molgan.cli import add_training_flags, training_overrides
+
+    parser = argparse.ArgumentParser()
+    add_training_flags(parser)
+    assert training_overrides(parser.parse_args(["--precision", "bf16"]))["precision"] == "bf16"
+    assert training_overrides(parser.parse_args([]))["precision"] is None  # the profile's (fp32) stays
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--precision", "fp8"])
