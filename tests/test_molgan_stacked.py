@@ -137,6 +137,11 @@ def test_stack_refuses_runs_with_other_settings(tmp_path):
         train_stack(configs, [tmp_path / "a", tmp_path / "a"], data=_data(), progress=False)
     with pytest.raises(ValueError, match="2 configs but 1"):
         train_stack(configs, [tmp_path / "a"], data=_data(), progress=False)
+    with pytest.raises(TypeError, match="TrainConfig"):
+        train_stack([configs[0], configs[1].to_dict()], [tmp_path / "a", tmp_path / "b"], data=_data(),
+                    progress=False)
+    with pytest.raises(ValueError, match="at least one"):
+        train_stack([], [], data=_data(), progress=False)
     assert not (tmp_path / "a").exists()
 
 

@@ -232,6 +232,9 @@ def check_stackable(configs: Sequence[TrainConfig]) -> None:
     """``ValueError`` unless the configs differ only in :data:`STACKABLE_FIELDS`."""
     if not configs:
         raise ValueError("train_stack needs at least one config")
+    bad = [type(c).__name__ for c in configs if not isinstance(c, TrainConfig)]
+    if bad:
+        raise TypeError(f"train_stack needs TrainConfig objects, got {', '.join(bad)}")
     ref = {k: v for k, v in configs[0].to_dict().items() if k not in STACKABLE_FIELDS}
     for c in configs[1:]:
         diff = sorted(k for k, v in c.to_dict().items() if k not in STACKABLE_FIELDS and ref[k] != v)
