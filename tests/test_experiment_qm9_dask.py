@@ -299,6 +299,7 @@ def test_cli_with_local_dask_workers(reference, tmp_path, monkeypatch):
     (dict(dask_workers=2, jobs=2), "--jobs"),
     (dict(scheduler="tcp://127.0.0.1:1", jobs=3), "--jobs"),
     (dict(dask_workers=0), "--dask-workers must be >= 1"),
+    (dict(dask_workers=2, stack=2), "--stack is not available"),
 ])
 def test_conflicting_or_bad_dask_flags_are_refused(driver, tmp_path, capsys, flags, message):
     assert qm9.run(_args(tmp_path / "grid", **flags)) == 2

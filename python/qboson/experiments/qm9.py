@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/qm9", help="grid directory (default runs/qm9)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process each (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--stack", type=int, default=1, metavar="K",
+                        help="train K runs of equal architecture in one process, weights stacked (default 1)")
     parser.add_argument("--iterations", type=int, help="override the profile's iterations")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     add_training_flags(parser)
@@ -126,8 +128,8 @@ def _grid_configs(args: argparse.Namespace) -> list[tuple[Any, Path]]:
     except ValueError:
         raise ValueError(f"bad --dim {args.dim!r}: use e.g. 16 or 16,32") from None
     seeds = parse_seeds(args.seeds or ("0-2" if args.profile == "quick" else "0-19"))
-    if args.jobs < 1 or args.threads < 1:
-        raise ValueError("--jobs and --threads must be >= 1")
+    if args.jobs < 1 or args.threads < 1 or getattr(args, "stack", 1) < 1:
+        raise ValueError("--jobs, --threads and --stack must be >= 1")
     scheduler, dask_workers = getattr(args, "scheduler", None), getattr(args, "dask_workers", None)
     if scheduler and dask_workers is not None:
         raise ValueError("give --scheduler or --dask-workers, not both")
@@ -135,6 +137,8 @@ def _grid_configs(args: argparse.Namespace) -> list[tuple[Any, Path]]:
         raise ValueError(f"--dask-workers must be >= 1, got {dask_workers}")
     if (scheduler or dask_workers) and args.jobs > 1:
         raise ValueError("--jobs runs processes on this machine; with --scheduler or --dask-workers leave it at 1")
+    if (scheduler or dask_workers) and getattr(args, "stack", 1) > 1:
+        raise ValueError("--stack is not available with --scheduler or --dask-workers yet: one run per task")
     out = Path(args.out)
     from ._banks import find
 
@@ -152,6 +156,8 @@ def _grid_configs(args: argparse.Namespace) -> list[tuple[Any, Path]]:
 
 def _check_existing(config, run_dir: Path) -> None:
     """Refuse to mix a run made with other settings into this grid."""
+    from ..molgan.config import TrainConfig
+
     path = run_dir / "config.json"
     if path.exists():
         try:
@@ -160,6 +166,10 @@ def _check_existing(config, run_dir: Path) -> None:
             raise ValueError(f"{path} is unreadable ({exc}); use another --out") from None
         if not isinstance(saved, dict):
             raise ValueError(f"{path} is not a run configuration; use another --out")
+        try:  # settings added since the run was made count with their defaults
+            saved = TrainConfig.from_dict(saved).to_dict()
+        except (ValueError, TypeError):
+            pass
         mine = config.to_dict()
         diff = sorted(k for k in mine if saved.get(k) != mine[k])
         if diff:
@@ -215,6 +225,13 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
             progress_table()
 
         run_tasks(_run_one, tasks, client=scheduler, n_workers=dask_workers, on_result=on_result)
+    elif getattr(args, "stack", 1) > 1:
+        i = 0
+        for group, results in _run_stacks(todo, args):
+            for (_, run_dir), result in zip(group, results):
+                i += 1
+                _report(i, len(todo), run_dir, result)
+            progress_table()
     elif args.jobs == 1:
         for i, (config, run_dir) in enumerate(todo, 1):
             result = _run_one(config.to_dict(), str(run_dir), progress=True, device=args.device)
@@ -229,6 +246,59 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
                 _report(i, len(todo), futures[fut], fut.result())
                 progress_table()
     return finished()
+
+
+def _stack_groups(todo: list[tuple[Any, Path]], k: int) -> list[list[tuple[Any, Path]]]:
+    """``todo`` in groups of at most ``k`` runs that may share a stack (equal but for seed and latent)."""
+    from ..molgan.stacked import STACKABLE_FIELDS
+
+    buckets: dict[str, list[tuple[Any, Path]]] = {}
+    for config, run_dir in todo:
+        key = json.dumps({f: v for f, v in config.to_dict().items() if f not in STACKABLE_FIELDS}, sort_keys=True)
+        buckets.setdefault(key, []).append((config, run_dir))
+    return [runs[i:i + k] for runs in buckets.values() for i in range(0, len(runs), k)]
+
+
+def _run_stack(config_dicts: list[dict[str, Any]], run_dirs: list[str], progress: bool,
+               device: str = "cpu") -> list[dict[str, Any]]:
+    """Train (or resume) a group of runs as one stack, then evaluate each; executed in a worker process."""
+    from ..molgan import evaluate as evaluation
+    from ..molgan.config import TrainConfig
+    from ..molgan.stacked import train_stack
+
+    configs = [TrainConfig.from_dict(c) for c in config_dicts]
+    t0 = time.perf_counter()
+    pending = [k for k, d in enumerate(run_dirs) if not (Path(d) / "train_summary.json").exists()]
+    if pending:
+        evaluators = [evaluation.curve_evaluator(configs[k], threads=configs[k].threads)
+                      if configs[k].curve_points else None for k in pending]
+        summaries = train_stack([configs[k] for k in pending], [run_dirs[k] for k in pending], resume=True,
+                                progress=progress, evaluators=evaluators, device=device)
+        if not all(s["finished"] for s in summaries):
+            raise KeyboardInterrupt
+    results = []
+    for config, run_dir in zip(configs, run_dirs):
+        result = evaluation.evaluate_run(run_dir, threads=config.threads, device=device)
+        result["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        results.append(result)
+    return results
+
+
+def _run_stacks(todo: list[tuple[Any, Path]], args: argparse.Namespace):
+    """Yield ``(group, results)`` for each stack of ``args.stack`` runs, ``args.jobs`` stacks at a time."""
+    groups = _stack_groups(todo, args.stack)
+    work = [([c.to_dict() for c, _ in g], [str(d) for _, d in g]) for g in groups]
+    if args.jobs == 1:
+        for g, (configs, dirs) in zip(groups, work):
+            yield g, _run_stack(configs, dirs, True, args.device)
+        return
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_stack, configs, dirs, False, args.device): g
+                   for g, (configs, dirs) in zip(groups, work)}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
 
 
 def _prepare_shared_caches(config) -> None:

@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 def add_training_flags(p: argparse.ArgumentParser) -> None:
     """The TrainConfig settings that the paper leaves open, as flags (shared with ``experiment qm9``)."""
-    from .config import DECODES, INITS, ITERATION_UNITS
+    from .config import DECODES, INITS, ITERATION_UNITS, PRECISIONS
     from .model import OUTPUT_MODES
 
     p.add_argument("--iteration-unit", choices=ITERATION_UNITS,
@@ -27,13 +27,16 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="decoding at evaluation: argmax (default) or sample (seeded categorical draws)")
     p.add_argument("--curve-points", type=int, help="evaluations during training (default 10; 0 = none)")
     p.add_argument("--curve-samples", type=int, help="molecules per curve evaluation (default 2000)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="network products in fp32 (default) or bf16 (torch.autocast; faster on AMX CPUs and GPUs)")
 
 
 def training_overrides(args: argparse.Namespace) -> dict:
     """TrainConfig fields set by :func:`add_training_flags` (None = keep the profile's)."""
     out = dict(iteration_unit=args.iteration_unit, batch_size=args.batch_size, betas=args.betas,
                output_mode=args.output_mode, init=args.init, decode=args.train_decode,
-               curve_points=args.curve_points, curve_samples=args.curve_samples)
+               curve_points=args.curve_points, curve_samples=args.curve_samples,
+               precision=getattr(args, "precision", None))
     if args.lr is not None:
         out.update(lr_generator=args.lr, lr_critic=args.lr)
     return out
