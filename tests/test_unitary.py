@@ -46,3 +46,10 @@ def test_bad_sizes():
 def test_refuses_a_matrix_too_large_for_memory():
     with pytest.raises(ValueError, match="GiB"):
         qboson.haar_unitary(200_000)
+
+
+@pytest.mark.parametrize("atol", [float("nan"), float("inf"), -1.0, 1.0, "1e-8", None])
+def test_check_unitary_refuses_garbage_atol(atol):
+    # NaN or a huge tolerance would switch the unitarity check off.
+    with pytest.raises((ValueError, TypeError), match="atol"):
+        qboson.check_unitary(np.ones((2, 2)), atol=atol)
