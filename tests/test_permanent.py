@@ -214,3 +214,20 @@ def test_multiplicities_must_be_integers():
         qboson.permanent(np.ones((2, 3)), rows=[1.5, 1.5])
     with pytest.raises(TypeError, match="True or False"):
         qboson.permanent(np.eye(2), extended="yes")
+
+
+def test_numpy_transcriptions_against_independent_references():
+    # qboson.reference shares the kernels' algorithms (it is the benchmarks' numpy baseline), so it
+    # is checked here against brute force and Ryser rather than used as the check.
+    from qboson import reference
+
+    rng = np.random.default_rng(31)
+    for n in (1, 4, 7):
+        a = random_complex(rng, n, n)
+        expected = permanent_bruteforce(a)
+        assert abs(reference.glynn_permanent(a) - expected) <= 1e-12 * abs(expected)
+        b = random_complex(rng, n, n + 1)
+        minors = reference.glynn_minors(b)
+        for col in range(n + 1):
+            exp_minor = permanent_ryser(np.delete(b, col, axis=1))
+            assert abs(minors[col] - exp_minor) <= 1e-11 * max(1.0, abs(exp_minor))
