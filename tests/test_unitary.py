@@ -53,3 +53,15 @@ def test_check_unitary_refuses_garbage_atol(atol):
     # NaN or a huge tolerance would switch the unitarity check off.
     with pytest.raises((ValueError, TypeError), match="atol"):
         qboson.check_unitary(np.ones((2, 2)), atol=atol)
+
+
+def test_huge_entries_do_not_overflow_into_acceptance():
+    # U^dagger U of entries near 1e300 overflows to inf - inf = NaN, and NaN > atol is False: the old
+    # check accepted such a matrix as unitary.
+    u = np.array([[1e300, 1e300], [1e300, 1e300j]])
+    with np.errstate(all="ignore"):
+        assert np.isnan(np.max(np.abs(u.conj().T @ u - np.eye(2))))  # the trap is real
+    with pytest.raises(ValueError, match="not unitary"):
+        qboson.check_unitary(u)
+    with pytest.raises(ValueError, match="not sub-unitary"):
+        qboson.check_unitary(u, allow_subunitary=True)

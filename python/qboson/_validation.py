@@ -104,15 +104,22 @@ def check_unitary(u, *, atol: float = UNITARY_ATOL, allow_subunitary: bool = Fal
     m = arr.shape[0]
     if m == 0:
         raise ValueError("unitary must have at least one mode")
+    # No entry of a (sub-)unitary exceeds 1 in modulus; checking that first also keeps huge
+    # entries from overflowing the products below into NaN, which compares False with atol.
+    biggest = float(np.max(np.abs(arr)))
+    if biggest > 1 + atol:
+        raise ValueError(
+            f"matrix is not {'sub-' if allow_subunitary else ''}unitary: an entry has modulus {biggest:.3g} > 1"
+        )
     if allow_subunitary:
         smax = np.linalg.norm(arr, 2)
-        if smax > 1 + atol:
+        if not smax <= 1 + atol:
             raise ValueError(
                 f"matrix is not sub-unitary: largest singular value {smax:.6g} > 1 (atol={atol:g})"
             )
         return arr
     err = np.max(np.abs(arr.conj().T @ arr - np.eye(m)))
-    if err > atol:
+    if not err <= atol:
         raise ValueError(
             f"matrix is not unitary: max |U^dagger U - I| = {err:.3g} > atol={atol:g}; "
             "pass a unitary (e.g. qboson.haar_unitary) or allow_subunitary=True for lossy circuits"
