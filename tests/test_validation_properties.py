@@ -284,3 +284,11 @@ def test_latent_make_samples_or_raises_clearly(data):
     if err is None:
         z, x = res
         assert z.dim == kw["dim"] and x.shape == (3, kw["dim"]) and np.all(np.isfinite(x))
+
+
+def test_counts_matched_single_mode_does_not_divide_by_zero():
+    # Found by the property test above: one mode holds every photon, so both variances are 0 and the
+    # old comparison (round-off above 0) went on to divide by the multinomial variance.
+    z = qboson.latent.make("counts_matched", 1, seed=0)
+    x = z.sample(3, seed=0)
+    assert x.shape == (3, 1) and np.all(np.abs(x) < 1e-12)  # always n photons in the one mode, centred

@@ -90,7 +90,7 @@ def check_unitary(u, *, atol: float = UNITARY_ATOL, allow_subunitary: bool = Fal
     u : array_like, shape (m, m)
         The transfer matrix; ``u[i, j]`` is the amplitude from input mode j to output mode i.
     atol : float
-        Largest allowed entry of ``|U^dagger U - I|``.
+        Largest allowed entry of ``|U^dagger U - I|``: finite, in [0, MAX_ATOL] (0.01).
     allow_subunitary : bool
         Accept a lossy (sub-unitary) matrix, i.e. one whose singular values are all <= 1 + atol.
 

@@ -39,13 +39,15 @@ def permanent(
     rows : array_like of int, shape (g,), optional
         Multiplicity of each row of ``a`` (each >= 1).
     threads : int, optional
-        OpenMP threads; ``None`` uses all cores.  The result does not depend on it.
+        OpenMP threads, 1 to 256; ``None`` uses all cores.  The result does not depend on it.
     extended : bool
-        Accumulate in extended precision (x87 ``long double``, 64-bit mantissa), about 10x slower.
-        Double precision loses about one bit per row: relative error ~1e-14 at n = 12, ~1e-10 at n = 24
-        (see ``docs/precision.md``).
+        Accumulate in extended precision (x87 ``long double``, 64-bit mantissa), 40-90x slower than
+        double in the measurements of ``docs/precision.md``.  Double precision is already good to about
+        1e-13 relative from n = 20 to 28 (measured there): no Gray-code chain runs more than 4,096 steps
+        before its column sums are recomputed, so round-off does not grow with n as in a single sweep.
     max_seconds : float or None
-        Refuse (``ValueError``) when the estimated run time exceeds this; ``None`` never refuses.
+        Refuse (``ValueError``) when the estimated run time exceeds this (a number >= 0, not NaN);
+        ``None`` never refuses.
 
     Returns
     -------

@@ -90,18 +90,19 @@ def sample(
     distinguishable : bool
         Sample distinguishable photons through the same interferometer (the "photonic" latent).
     threads : int, optional
-        OpenMP threads, ``None`` = all cores.
+        OpenMP threads, 1 to 256; ``None`` = all cores.
     progress : bool, optional
         Show a progress bar with ETA; ``None`` shows one when the run is expected to take over a few seconds.
     start : int
-        Index of the first shot (for splitting a long run into several calls).
+        Index of the first shot (for splitting a long run into several calls); shot streams are 64-bit,
+        so ``start + shots`` may not exceed ``2**64``.
     method : {"cc2020", "cc2017"}
         Permanent scheme of the exact sampler: ``cc2020`` exploits photons already bunched in one output
         mode (repeated-row permanents, faster on average), ``cc2017`` always expands them.  Same distribution.
     noise : qboson.noise.NoiseModel, optional
         Sample a noisy device (loss, partial distinguishability, detectors) exactly instead.
     atol : float
-        Unitarity tolerance, max entry of ``|U^dagger U - I|``.
+        Unitarity tolerance, max entry of ``|U^dagger U - I|``: finite, between 0 and 0.01.
 
     Returns
     -------
