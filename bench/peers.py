@@ -9,7 +9,17 @@ from __future__ import annotations
 import os
 import warnings
 
-import numpy as np
+
+def single_thread_env() -> None:
+    """Ask the peers' thread pools for one thread (must run before numpy or a peer is imported)."""
+    for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+# At import, before numpy below: numpy's BLAS reads its thread count once, when it loads.
+single_thread_env()
+
+import numpy as np  # noqa: E402
 
 
 def thewalrus_permanent():
@@ -64,7 +74,13 @@ def piquasso_sampler():
     return run
 
 
-def single_thread_env() -> None:
-    """Ask the peers' thread pools for one thread (set before they are imported)."""
-    for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+def limit_native_pools() -> None:
+    """Also cap already-loaded BLAS/OpenMP pools at one thread (threadpoolctl, when installed).
+
+    qboson passes its thread count explicitly to every OpenMP region, so it is not affected.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=1)

@@ -158,3 +158,76 @@ def test_keyboard_interrupt_stops_a_long_permanent():
     with pytest.raises(KeyboardInterrupt), keyboard_interrupt_after(0.3):
         qboson.permanent(qboson.haar_unitary(34, seed=0), threads=2)  # minutes if not stopped
     assert time.perf_counter() - t0 < 5.0
+
+
+def _run_isolated(code: str, timeout: float = 120.0):
+    """Run ``code`` in a fresh interpreter, so that a crash or hang fails one test, not the run."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_wrapping_multiplicities_raise_instead_of_crashing():
+    # Issue #12 item 3: the int64 sum of these rows wraps to 2 == columns, and the C++ planner
+    # then indexed its binomial table with 2**63 (SIGSEGV).
+    proc = _run_isolated(
+        "import numpy as np, qboson\n"
+        "try:\n"
+        "    qboson.permanent(np.ones((3, 2)), rows=[2**63 - 1, 2**63 - 1, 4], max_seconds=None)\n"
+        "except ValueError as e:\n"
+        "    print('ValueError:', e)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ValueError: row multiplicities must be <=" in proc.stdout
+
+
+def test_core_refuses_multiplicities_it_cannot_index():
+    # The C++ side checks each multiplicity before summing, whatever the Python layer lets through.
+    with pytest.raises(ValueError, match=r"multiplicities must lie in \[1, 62\]"):
+        _core.permanent(np.ones((3, 2), complex), np.array([2**63 - 1, 2**63 - 1, 4]), 1, False)
+    with pytest.raises(ValueError, match=r"multiplicities must lie in \[1, 62\]"):
+        _core.minors(np.ones((2, 3), complex), np.array([2**62, -(2**62) + 2]), 1)
+    with pytest.raises(ValueError, match="at most 62 rows"):
+        _core.permanent(np.ones((63, 63), complex), np.ones(63, np.int64), 1, False)
+
+
+def test_thread_counts_beyond_the_limit_are_refused():
+    # libgomp aborts the process near 1,000 threads: refuse clearly in Python and in C++.
+    with pytest.raises(ValueError, match="threads must be <= 256"):
+        qboson.permanent(np.eye(3), threads=1000)
+    with pytest.raises(ValueError, match=r"threads must be in \[1, 256\]"):
+        _core.permanent(np.eye(3, dtype=complex), np.ones(3, np.int64), 1000, False)
+
+
+@pytest.mark.parametrize("max_seconds", [float("nan"), -1.0, "10"])
+def test_max_seconds_garbage_is_refused(max_seconds):
+    # NaN compared False with every estimate, so it switched the cost refusal off.
+    with pytest.raises((ValueError, TypeError), match="max_seconds"):
+        qboson.permanent(np.ones((44, 44)), max_seconds=max_seconds)
+
+
+def test_multiplicities_must_be_integers():
+    with pytest.raises(TypeError, match="integers"):
+        qboson.permanent(np.ones((2, 3)), rows=[1.5, 1.5])
+    with pytest.raises(TypeError, match="True or False"):
+        qboson.permanent(np.eye(2), extended="yes")
+
+
+def test_numpy_transcriptions_against_independent_references():
+    # qboson.reference shares the kernels' algorithms (it is the benchmarks' numpy baseline), so it
+    # is checked here against brute force and Ryser rather than used as the check.
+    from qboson import reference
+
+    rng = np.random.default_rng(31)
+    for n in (1, 4, 7):
+        a = random_complex(rng, n, n)
+        expected = permanent_bruteforce(a)
+        assert abs(reference.glynn_permanent(a) - expected) <= 1e-12 * abs(expected)
+        b = random_complex(rng, n, n + 1)
+        minors = reference.glynn_minors(b)
+        for col in range(n + 1):
+            exp_minor = permanent_ryser(np.delete(b, col, axis=1))
+            assert abs(minors[col] - exp_minor) <= 1e-11 * max(1.0, abs(exp_minor))

@@ -62,3 +62,48 @@ def test_refuses_huge_enumeration():
 def test_bad_patterns(pattern, exc, match):
     with pytest.raises(exc, match=match):
         qboson.probability(qboson.haar_unitary(3, seed=0), [0, 1], pattern)
+
+
+def test_wrapping_pattern_sum_is_refused_not_hung():
+    # Issue #12 item 4: the int64 sum of this pattern wraps to 1 == photons, and the old code then
+    # computed math.factorial(2**62) forever.  Run it in a child so a regression fails, not hangs.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, qboson\n"
+        "u = qboson.haar_unitary(5, seed=0)\n"
+        "try:\n"
+        "    qboson.probability(u, [0], np.array([2**62] * 4 + [1]))\n"
+        "except ValueError as e:\n"
+        "    print('ValueError:', e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert "ValueError: pattern has a count above the 1 photons" in proc.stdout
+
+
+def test_unsigned_pattern_beyond_int64_is_refused():
+    with pytest.raises(ValueError, match="count above"):
+        qboson.probability(np.eye(2), [0], np.array([2**64 - 1, 2], dtype=np.uint64))
+
+
+@pytest.mark.parametrize("atol", [float("nan"), float("inf"), -1e-9, 0.5])
+def test_nan_atol_is_refused(atol):
+    # Issue #12 item 9: atol=nan made every comparison False, so a non-unitary matrix passed and its
+    # "probabilities" summed to 50.
+    bad = np.ones((3, 3))
+    with pytest.raises(ValueError, match="atol"):
+        qboson.probabilities(bad, [0], atol=atol)
+    with pytest.raises(ValueError, match="atol"):
+        qboson.probability(bad, [0], [1, 0, 0], atol=atol)
+
+
+def test_wrong_flag_types_are_refused():
+    u = qboson.haar_unitary(3, seed=0)
+    with pytest.raises(TypeError, match="distinguishable"):
+        qboson.probability(u, [0], [1, 0, 0], distinguishable="no")  # truthy string
+    with pytest.raises(TypeError, match="max_patterns"):
+        qboson.probabilities(u, [0], max_patterns=10.0)

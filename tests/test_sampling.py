@@ -207,3 +207,99 @@ class TestBadInput:
     def test_m_mismatch(self):
         with pytest.raises(ValueError, match="does not match"):
             qboson.sample(unitary=np.eye(3), m=4, n=1)
+
+
+class TestOverflowingArguments:
+    def test_shot_start_near_2_64_does_not_wrap_to_shot_0(self):
+        # Issue #12 item 9: start + i wrapped round 2**64 inside C++, silently repeating shot 0.
+        with pytest.raises(ValueError, match=r"exceeds 2\*\*64"):
+            qboson.sample(n=2, m=4, shots=3, seed=0, start=2**64 - 2)
+        with pytest.raises(ValueError, match="start must be >= 0"):
+            qboson.sample(n=2, m=4, shots=1, seed=0, start=-1)
+        # The last valid streams are usable, and they are not the first ones again.
+        last = qboson.sample(n=6, m=12, shots=5, seed=0, start=2**64 - 5)
+        first = qboson.sample(n=6, m=12, shots=5, seed=0, start=0)
+        assert last.shape == (5, 12) and np.all(last.sum(axis=1) == 6)
+        assert not np.array_equal(last, first)
+
+    def test_core_refuses_wrapping_shot_range(self):
+        from qboson import _core
+
+        cols = np.eye(3, dtype=complex)[:, :1]
+        out = np.zeros((2, 3), np.uint8)
+        with pytest.raises(ValueError, match="2\\^64"):
+            _core.sample(cols, out, 2**64 - 1, 0, 1, 0, False, np.ones(1), 1.0, np.zeros(3))
+
+    def test_threads_beyond_limit(self):
+        # libgomp aborted the whole process at 1,000 threads.
+        with pytest.raises(ValueError, match="threads must be <= 256"):
+            qboson.sample(n=2, m=4, shots=1, seed=0, threads=1000)
+        with pytest.raises(ValueError, match="threads must be <= 256"):
+            qboson.estimate_cost(2, 4, 1, threads=10**6)
+
+    @pytest.mark.parametrize("atol", [float("nan"), -1.0, 1.0])
+    def test_garbage_atol(self, atol):
+        with pytest.raises(ValueError, match="atol"):
+            qboson.sample(unitary=np.ones((3, 3)), n=1, shots=1, atol=atol)
+
+    def test_shots_beyond_memory(self):
+        with pytest.raises(ValueError, match="memory"):
+            qboson.sample(n=2, m=4, shots=10**15, seed=0)
+
+    def test_flag_and_noise_types(self):
+        with pytest.raises(TypeError, match="distinguishable"):
+            qboson.sample(n=2, m=4, shots=1, seed=0, distinguishable="no")
+        with pytest.raises(TypeError, match="NoiseModel"):
+            qboson.sample(n=2, m=4, shots=1, seed=0, noise="lossy")
+
+
+class TestParallelPathsMatchSerial:
+    """Thread invariance where the threads really run (the 0.02 s serial cut-off is bypassed)."""
+
+    @staticmethod
+    def _record_threads(monkeypatch):
+        import types
+
+        import qboson.sampling as sampling
+
+        seen = []
+        real = sampling._core
+
+        def sample(*args):
+            seen.append(args[4])  # the threads argument
+            return real.sample(*args)
+
+        monkeypatch.setattr(sampling, "_core", types.SimpleNamespace(sample=sample))
+        return seen
+
+    @pytest.mark.parametrize("kwargs", [{}, {"method": "cc2017"}, {"distinguishable": True}])
+    def test_parallel_shot_loop_matches_serial(self, monkeypatch, kwargs):
+        import qboson.sampling as sampling
+
+        serial = qboson.sample(n=8, m=16, shots=400, seed=5, threads=1, **kwargs)
+        monkeypatch.setattr(sampling, "_SERIAL_BELOW_S", 0.0)
+        seen = self._record_threads(monkeypatch)
+        for t in (2, 3, 7):
+            np.testing.assert_array_equal(qboson.sample(n=8, m=16, shots=400, seed=5, threads=t, **kwargs), serial)
+        assert set(seen) == {2, 3, 7}  # the kernel really got the threads
+
+    def test_parallel_shot_loop_above_the_cut_off(self, monkeypatch):
+        # A size whose estimate is above the cut-off, without touching it.
+        import qboson.sampling as sampling
+
+        assert qboson.estimate_cost(10, 20, 2000, threads=1) > sampling._SERIAL_BELOW_S
+        serial = qboson.sample(n=10, m=20, shots=2000, seed=3, threads=1)
+        seen = self._record_threads(monkeypatch)
+        np.testing.assert_array_equal(qboson.sample(n=10, m=20, shots=2000, seed=3, threads=2), serial)
+        assert seen and set(seen) == {2}
+
+    def test_parallel_minors_inside_one_shot_match_serial(self, monkeypatch):
+        # Fewer shots than threads: the threads split each shot's minors (vectorised kernel, > 256 terms).
+        import qboson.sampling as sampling
+
+        monkeypatch.setattr(sampling, "_SERIAL_BELOW_S", 0.0)
+        serial = qboson.sample(n=20, m=40, shots=2, seed=3, threads=1)
+        seen = self._record_threads(monkeypatch)
+        for t in (3, 4):
+            np.testing.assert_array_equal(qboson.sample(n=20, m=40, shots=2, seed=3, threads=t), serial)
+        assert set(seen) == {3, 4}

@@ -46,3 +46,22 @@ def test_bad_sizes():
 def test_refuses_a_matrix_too_large_for_memory():
     with pytest.raises(ValueError, match="GiB"):
         qboson.haar_unitary(200_000)
+
+
+@pytest.mark.parametrize("atol", [float("nan"), float("inf"), -1.0, 1.0, "1e-8", None])
+def test_check_unitary_refuses_garbage_atol(atol):
+    # NaN or a huge tolerance would switch the unitarity check off.
+    with pytest.raises((ValueError, TypeError), match="atol"):
+        qboson.check_unitary(np.ones((2, 2)), atol=atol)
+
+
+def test_huge_entries_do_not_overflow_into_acceptance():
+    # U^dagger U of entries near 1e300 overflows to inf - inf = NaN, and NaN > atol is False: the old
+    # check accepted such a matrix as unitary.
+    u = np.array([[1e300, 1e300], [1e300, 1e300j]])
+    with np.errstate(all="ignore"):
+        assert np.isnan(np.max(np.abs(u.conj().T @ u - np.eye(2))))  # the trap is real
+    with pytest.raises(ValueError, match="not unitary"):
+        qboson.check_unitary(u)
+    with pytest.raises(ValueError, match="not sub-unitary"):
+        qboson.check_unitary(u, allow_subunitary=True)

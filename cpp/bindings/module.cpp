@@ -1,5 +1,8 @@
 // qboson._core: the compiled kernels.  Private: validation and defaults live in Python.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
 
 #include "qboson/glynn.hpp"
 
@@ -26,6 +29,16 @@ PYBIND11_MODULE(_core, m) {
 #endif
         info["simd"] = qboson::simd_level();
         info["lanes"] = qboson::kLanes;
+        info["kernel"] = qboson::active_kernel();
+        py::list available;
+        for (const char* name : {"avx512", "avx2", "baseline"})
+            if (qboson::kernel_supported(name)) available.append(name);
+        info["kernels"] = available;
         return info;
     });
+    m.def(
+        "set_kernel", [](const std::string& name) { qboson::set_kernel(name.c_str()); }, py::arg("name"),
+        "Force the double-precision kernel ('avx512', 'avx2', 'baseline' or 'auto'); for tests and benchmarks.");
+    // Resolve QBOSON_KERNEL now, so that a bad value fails at import with a clear message.
+    qboson::active_kernel();
 }

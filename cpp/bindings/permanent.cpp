@@ -16,6 +16,9 @@ using IArray = py::array_t<std::int64_t, py::array::c_style | py::array::forceca
 static qboson::RowGroups as_groups(const CArray& a, const IArray& mult) {
     if (a.ndim() != 2 || mult.ndim() != 1 || mult.shape(0) != a.shape(0))
         throw std::invalid_argument("expected a (g, cols) matrix and g multiplicities");
+    // Shapes are narrowed to int below: refuse anything the kernels could not index anyway.
+    if (a.shape(0) > qboson::kMaxRows || a.shape(1) > qboson::kMaxRows + 1)
+        throw std::invalid_argument("matrix too large for the permanent kernels (at most 62 rows, 63 columns)");
     return {a.data(), mult.data(), static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1))};
 }
 

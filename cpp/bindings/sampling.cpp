@@ -4,7 +4,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "qboson/sampler.hpp"
 
@@ -36,6 +38,8 @@ void bind_sampling(py::module_& m) {
         [](const CArray& u, py::array out, std::uint64_t start, std::uint64_t key, int threads, int method,
            bool distinguishable, const DArray& transmission, double indistinguishability, const DArray& dark) {
             if (u.ndim() != 2) throw std::invalid_argument("columns must be a 2-D (m, n) array");
+            if (u.shape(0) > std::numeric_limits<int>::max() || u.shape(1) > std::numeric_limits<int>::max())
+                throw std::invalid_argument("columns: too many modes or photons");
             const int m_modes = static_cast<int>(u.shape(0));
             const int n = static_cast<int>(u.shape(1));
             if (out.ndim() != 2 || out.shape(1) != m_modes || !(out.flags() & py::array::c_style) ||
@@ -45,6 +49,10 @@ void bind_sampling(py::module_& m) {
                 throw std::invalid_argument("transmission must have one entry per photon");
             if (dark.ndim() != 1 || dark.shape(0) != m_modes)
                 throw std::invalid_argument("dark must have one entry per mode");
+            if (threads < 1 || threads > qboson::kMaxThreads)
+                throw std::invalid_argument("threads must be in [1, " + std::to_string(qboson::kMaxThreads) + "]");
+            if (out.shape(0) > 0 && start > ~std::uint64_t{0} - static_cast<std::uint64_t>(out.shape(0) - 1))
+                throw std::invalid_argument("start + shots exceeds the 2^64 shot streams");
             if (method != 0 && method != 1) throw std::invalid_argument("method must be 0 (cc2020) or 1 (cc2017)");
             qboson::SampleSpec spec;
             spec.u = u.data();

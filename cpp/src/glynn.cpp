@@ -11,6 +11,7 @@
 #include <limits>
 #include <mutex>
 #include <stdexcept>
+#include <cstdlib>
 #include <string>
 
 #ifdef QBOSON_HAVE_OPENMP
@@ -37,6 +38,8 @@ std::int64_t signed_binom(const GlynnPlan& plan, int g, std::int64_t d) {
 }
 
 typedef double v8d __attribute__((vector_size(64)));
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v2d __attribute__((vector_size(16)));
 
 // Scratch needed by one block, in Reals.
 std::size_t block_scratch_reals(int cols, int lanes, bool minors) {
@@ -44,10 +47,11 @@ std::size_t block_scratch_reals(int cols, int lanes, bool minors) {
     return (minors ? 6 * per : 2 * per + 2 * lanes) + lanes + 16;
 }
 
-// One block of `NV * VW` lanes.  Vec is a GCC vector of VW Reals (or a scalar with VW = 1).
+// One block of `NV * VW` lanes.  Vec is a GCC vector of VW Reals (or a scalar with VW = 1); NG of
+// the NV vectors are processed together (NV % NG == 0).
 // Writes the block's contribution (before the 2^-(N-1) factor): one complex for a permanent,
 // `cols` complexes for minors, as interleaved (re, im) pairs.
-template <typename Real, typename Vec, int NV, int VW, bool kMinors>
+template <typename Real, typename Vec, int NV, int VW, bool kMinors, int NG = NV>
 inline __attribute__((always_inline)) void block_body(const GlynnPlan& plan, std::int64_t block,
                                                      Real* scratch, Real* out) {
     constexpr int L = NV * VW;
@@ -121,67 +125,73 @@ inline __attribute__((always_inline)) void block_body(const GlynnPlan& plan, std
             rim = bim + g * cols;
         }
         const Real wf = static_cast<Real>(plan.fast_weight[t]);
-        if constexpr (!kMinors) {
-            Vec pr[NV], pi[NV];
-            for (int v = 0; v < NV; ++v) {
-                pr[v] = one;
-                pi[v] = zero;
-            }
-            for (int j = 0; j < cols; ++j) {
-                const Real ur = cr_row * static_cast<Real>(rre[j]);
-                const Real ui = cr_row * static_cast<Real>(rim[j]);
-                for (int v = 0; v < NV; ++v) {
-                    const Vec c = sre[j * NV + v] + ur;
-                    const Vec d = sim[j * NV + v] + ui;
-                    sre[j * NV + v] = c;
-                    sim[j * NV + v] = d;
-                    const Vec a = pr[v], b = pi[v];
-                    pr[v] = a * c - b * d;
-                    pi[v] = a * d + b * c;
+        // NG vectors at a time: enough independent multiply chains to hide latency, few enough
+        // to stay in registers (16 on AVX2/SSE, 32 on AVX-512).  Per lane, the arithmetic and its
+        // order do not depend on NG.
+        for (int v0 = 0; v0 < NV; v0 += NG) {
+            if constexpr (!kMinors) {
+                Vec pr[NG], pi[NG];
+                for (int w = 0; w < NG; ++w) {
+                    pr[w] = one;
+                    pi[w] = zero;
                 }
-            }
-            for (int v = 0; v < NV; ++v) {
-                accre[v] += wf * pr[v];
-                accim[v] += wf * pi[v];
-            }
-        } else {
-            // Suffix products (with the column update folded in), then prefix products:
-            // prefix_l * suffix_l is the product of every column sum but l.
-            Vec rr[NV], ri[NV];
-            for (int v = 0; v < NV; ++v) {
-                rr[v] = one;
-                ri[v] = zero;
-            }
-            for (int j = cols - 1; j >= 0; --j) {
-                const Real ur = cr_row * static_cast<Real>(rre[j]);
-                const Real ui = cr_row * static_cast<Real>(rim[j]);
-                for (int v = 0; v < NV; ++v) {
-                    const int idx = j * NV + v;
-                    sufre[idx] = rr[v];
-                    sufim[idx] = ri[v];
-                    const Vec c = sre[idx] + ur;
-                    const Vec d = sim[idx] + ui;
-                    sre[idx] = c;
-                    sim[idx] = d;
-                    const Vec a = rr[v], b = ri[v];
-                    rr[v] = a * c - b * d;
-                    ri[v] = a * d + b * c;
+                for (int j = 0; j < cols; ++j) {
+                    const Real ur = cr_row * static_cast<Real>(rre[j]);
+                    const Real ui = cr_row * static_cast<Real>(rim[j]);
+                    for (int w = 0; w < NG; ++w) {
+                        const int idx = j * NV + v0 + w;
+                        const Vec c = sre[idx] + ur;
+                        const Vec d = sim[idx] + ui;
+                        sre[idx] = c;
+                        sim[idx] = d;
+                        const Vec a = pr[w], b = pi[w];
+                        pr[w] = a * c - b * d;
+                        pi[w] = a * d + b * c;
+                    }
                 }
-            }
-            for (int v = 0; v < NV; ++v) {
-                rr[v] = one * wf;  // fold the term's weight into the prefix
-                ri[v] = zero;
-            }
-            for (int l = 0; l < cols; ++l) {
-                for (int v = 0; v < NV; ++v) {
-                    const int idx = l * NV + v;
-                    const Vec a = rr[v], b = ri[v];
-                    const Vec c = sufre[idx], d = sufim[idx];
-                    accre[idx] += a * c - b * d;
-                    accim[idx] += a * d + b * c;
-                    const Vec e = sre[idx], f = sim[idx];
-                    rr[v] = a * e - b * f;
-                    ri[v] = a * f + b * e;
+                for (int w = 0; w < NG; ++w) {
+                    accre[v0 + w] += wf * pr[w];
+                    accim[v0 + w] += wf * pi[w];
+                }
+            } else {
+                // Suffix products (with the column update folded in), then prefix products:
+                // prefix_l * suffix_l is the product of every column sum but l.
+                Vec rr[NG], ri[NG];
+                for (int w = 0; w < NG; ++w) {
+                    rr[w] = one;
+                    ri[w] = zero;
+                }
+                for (int j = cols - 1; j >= 0; --j) {
+                    const Real ur = cr_row * static_cast<Real>(rre[j]);
+                    const Real ui = cr_row * static_cast<Real>(rim[j]);
+                    for (int w = 0; w < NG; ++w) {
+                        const int idx = j * NV + v0 + w;
+                        sufre[idx] = rr[w];
+                        sufim[idx] = ri[w];
+                        const Vec c = sre[idx] + ur;
+                        const Vec d = sim[idx] + ui;
+                        sre[idx] = c;
+                        sim[idx] = d;
+                        const Vec a = rr[w], b = ri[w];
+                        rr[w] = a * c - b * d;
+                        ri[w] = a * d + b * c;
+                    }
+                }
+                for (int w = 0; w < NG; ++w) {
+                    rr[w] = one * wf;  // fold the term's weight into the prefix
+                    ri[w] = zero;
+                }
+                for (int l = 0; l < cols; ++l) {
+                    for (int w = 0; w < NG; ++w) {
+                        const int idx = l * NV + v0 + w;
+                        const Vec a = rr[w], b = ri[w];
+                        const Vec c = sufre[idx], d = sufim[idx];
+                        accre[idx] += a * c - b * d;
+                        accim[idx] += a * d + b * c;
+                        const Vec e = sre[idx], f = sim[idx];
+                        rr[w] = a * e - b * f;
+                        ri[w] = a * f + b * e;
+                    }
                 }
             }
         }
@@ -202,20 +212,108 @@ inline __attribute__((always_inline)) void block_body(const GlynnPlan& plan, std
 
 }  // namespace
 
-// The kernels, compiled once per instruction set and picked at load time (GCC function
-// multiversioning), so the default build runs on any x86-64 and uses AVX-512 where present.
+// The double kernels, compiled once per instruction set and dispatched by hand (not by GCC's
+// target_clones resolver), so that a test can force each variant and build_info() can say which
+// one runs.  The default build runs on any x86-64 and uses AVX-512 where present.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(QBOSON_NO_CLONES)
-#define QBOSON_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define QBOSON_CLONES
+#define QBOSON_ISA_VARIANTS 1
 #endif
 
 namespace detail {
-QBOSON_CLONES void block_plain_d(const GlynnPlan& plan, std::int64_t block, double* scratch, double* out) {
+#ifndef QBOSON_NARROW_GROUP
+#define QBOSON_NARROW_GROUP 4
+#endif
+// Each variant uses vectors of its native width (GCC splits wider generic vectors poorly: the
+// AVX2 build of the 8-wide kernel ran 10x slower than AVX-512) and keeps kNarrowGroup of them
+// in flight.  The lane layout, hence every result, is the same for all variants.
+constexpr int kNarrowGroup = QBOSON_NARROW_GROUP;
+using BlockFn = void (*)(const GlynnPlan&, std::int64_t, double*, double*);
+
+void block_plain_baseline(const GlynnPlan& plan, std::int64_t block, double* scratch, double* out) {
+    block_body<double, v2d, kLanes / 2, 2, false, kNarrowGroup>(plan, block, scratch, out);
+}
+void block_minors_baseline(const GlynnPlan& plan, std::int64_t block, double* scratch, double* out) {
+    block_body<double, v2d, kLanes / 2, 2, true, kNarrowGroup>(plan, block, scratch, out);
+}
+#ifdef QBOSON_ISA_VARIANTS
+__attribute__((target("arch=x86-64-v3"))) void block_plain_avx2(const GlynnPlan& plan, std::int64_t block,
+                                                                 double* scratch, double* out) {
+    block_body<double, v4d, kLanes / 4, 4, false, kNarrowGroup>(plan, block, scratch, out);
+}
+__attribute__((target("arch=x86-64-v3"))) void block_minors_avx2(const GlynnPlan& plan, std::int64_t block,
+                                                                  double* scratch, double* out) {
+    block_body<double, v4d, kLanes / 4, 4, true, kNarrowGroup>(plan, block, scratch, out);
+}
+__attribute__((target("arch=x86-64-v4"))) void block_plain_avx512(const GlynnPlan& plan, std::int64_t block,
+                                                                   double* scratch, double* out) {
     block_body<double, v8d, kLanes / 8, 8, false>(plan, block, scratch, out);
 }
-QBOSON_CLONES void block_minors_d(const GlynnPlan& plan, std::int64_t block, double* scratch, double* out) {
+__attribute__((target("arch=x86-64-v4"))) void block_minors_avx512(const GlynnPlan& plan, std::int64_t block,
+                                                                    double* scratch, double* out) {
     block_body<double, v8d, kLanes / 8, 8, true>(plan, block, scratch, out);
+}
+#endif
+
+struct KernelSet {
+    const char* name;
+    BlockFn plain;
+    BlockFn minors;
+};
+
+// Best first.
+const KernelSet kKernels[] = {
+#ifdef QBOSON_ISA_VARIANTS
+    {"avx512", block_plain_avx512, block_minors_avx512},
+    {"avx2", block_plain_avx2, block_minors_avx2},
+#endif
+    {"baseline", block_plain_baseline, block_minors_baseline},
+};
+
+bool cpu_runs(const KernelSet& k) {
+#ifdef QBOSON_ISA_VARIANTS
+    __builtin_cpu_init();
+    const std::string name = k.name;
+    if (name == "avx512") return __builtin_cpu_supports("x86-64-v4");
+    if (name == "avx2") return __builtin_cpu_supports("x86-64-v3");
+#endif
+    (void)k;
+    return true;
+}
+
+const KernelSet& find_kernel(const std::string& name) {
+    std::string known;
+    for (const auto& k : kKernels) {
+        if (name == k.name) {
+            if (!cpu_runs(k))
+                throw std::invalid_argument("kernel '" + name + "' needs instructions this CPU lacks");
+            return k;
+        }
+        known += std::string(known.empty() ? "" : ", ") + k.name;
+    }
+    throw std::invalid_argument("unknown kernel '" + name + "' (this build has: " + known + ", or auto)");
+}
+
+const KernelSet& best_kernel() {
+    for (const auto& k : kKernels)
+        if (cpu_runs(k)) return k;
+    return kKernels[sizeof(kKernels) / sizeof(kKernels[0]) - 1];
+}
+
+const KernelSet& kernel_named(const char* name) {
+    if (name == nullptr || *name == '\0' || std::string(name) == "auto") return best_kernel();
+    return find_kernel(name);
+}
+
+std::atomic<const KernelSet*> g_kernel{nullptr};
+
+// The kernel in use; the first call reads QBOSON_KERNEL.
+const KernelSet& current_kernel() {
+    const KernelSet* k = g_kernel.load(std::memory_order_acquire);
+    if (k == nullptr) {
+        k = &kernel_named(std::getenv("QBOSON_KERNEL"));
+        g_kernel.store(k, std::memory_order_release);
+    }
+    return *k;
 }
 }  // namespace detail
 
@@ -311,6 +409,23 @@ void run_blocks(const GlynnPlan& plan, int lanes, bool minors, int nout, int thr
 
 void plan_for_lanes(const RowGroups& problem, GlynnPlan& plan, int lanes);
 
+// Refuse what the kernels cannot index, before any arithmetic on the multiplicities: each one is
+// bounded first, so their sum cannot wrap.  Returns N, the rows with multiplicity.
+std::int64_t checked_rows(const RowGroups& p, int threads) {
+    if (threads < 1 || threads > kMaxThreads)
+        throw std::invalid_argument("threads must be in [1, " + std::to_string(kMaxThreads) + "]");
+    if (p.groups < 0 || p.cols < 0 || p.cols > kMaxRows + 1 || p.groups > kMaxRows)
+        throw std::invalid_argument("matrix shape out of range: at most 62 rows and 63 columns");
+    std::int64_t rows = 0;
+    for (int g = 0; g < p.groups; ++g) {
+        if (p.mult[g] < 1 || p.mult[g] > kMaxRows)
+            throw std::invalid_argument("row multiplicities must lie in [1, 62]");
+        rows += p.mult[g];
+    }
+    if (rows > kMaxRows) throw std::invalid_argument("more than 62 rows: out of reach of 64-bit Gray counters");
+    return rows;
+}
+
 }  // namespace
 
 void plan_glynn(const RowGroups& problem, GlynnPlan& plan) { plan_for_lanes(problem, plan, kLanes); }
@@ -333,7 +448,8 @@ void plan_for_lanes(const RowGroups& p, GlynnPlan& plan, int lane_width) {
     int pinned = -1;
     std::int64_t maxm = 0;
     for (int g = 0; g < G; ++g) {
-        if (plan.mult[g] < 1) throw std::invalid_argument("row multiplicities must be >= 1");
+        if (plan.mult[g] < 1 || plan.mult[g] > kMaxRows)
+            throw std::invalid_argument("row multiplicities must lie in [1, 62]");
         plan.rows += plan.mult[g];
         maxm = std::max(maxm, plan.mult[g]);
         if (pinned < 0 || plan.mult[g] < plan.mult[pinned]) pinned = g;
@@ -410,8 +526,7 @@ void plan_for_lanes(const RowGroups& p, GlynnPlan& plan, int lane_width) {
 }  // namespace
 
 cplx permanent_groups(const RowGroups& problem, int threads, bool extended, const InterruptCheck& interrupted) {
-    std::int64_t rows = 0;
-    for (int g = 0; g < problem.groups; ++g) rows += problem.mult[g];
+    const std::int64_t rows = checked_rows(problem, threads);
     if (rows != problem.cols) throw std::invalid_argument("permanent: rows (with multiplicity) != columns");
     if (problem.cols == 0) return cplx(1.0, 0.0);
     GlynnPlan plan;
@@ -426,14 +541,13 @@ cplx permanent_groups(const RowGroups& problem, int threads, bool extended, cons
     plan_for_lanes(problem, plan, kLanes);
     std::vector<double> scratch;
     double total[2];
-    run_blocks<double>(plan, kLanes, false, 1, threads, detail::block_plain_d, scratch, total, &interrupted);
+    run_blocks<double>(plan, kLanes, false, 1, threads, detail::current_kernel().plain, scratch, total, &interrupted);
     return cplx(total[0] * scale, total[1] * scale);
 }
 
 void minors_groups(const RowGroups& problem, cplx* out, int threads, GlynnPlan& plan,
                    std::vector<double>& scratch) {
-    std::int64_t rows = 0;
-    for (int g = 0; g < problem.groups; ++g) rows += problem.mult[g];
+    const std::int64_t rows = checked_rows(problem, threads);
     if (rows + 1 != problem.cols) throw std::invalid_argument("minors: columns must be rows + 1");
     if (rows == 0) {
         out[0] = cplx(1.0, 0.0);
@@ -452,7 +566,8 @@ void minors_groups(const RowGroups& problem, cplx* out, int threads, GlynnPlan& 
         run_blocks<double>(plan, 1, true, problem.cols, 1, block_minors_scalar, scratch, total.data());
     } else {
         plan_for_lanes(problem, plan, kLanes);
-        run_blocks<double>(plan, kLanes, true, problem.cols, threads, detail::block_minors_d, scratch, total.data());
+        run_blocks<double>(plan, kLanes, true, problem.cols, threads, detail::current_kernel().minors, scratch,
+                           total.data());
     }
     const double scale = std::ldexp(1.0, -static_cast<int>(rows - 1));
     for (int l = 0; l < problem.cols; ++l) out[l] = cplx(total[2 * l] * scale, total[2 * l + 1] * scale);
@@ -462,6 +577,16 @@ void minors_groups(const RowGroups& problem, cplx* out, int threads) {
     GlynnPlan plan;
     std::vector<double> scratch;
     minors_groups(problem, out, threads, plan, scratch);
+}
+
+const char* active_kernel() { return detail::current_kernel().name; }
+
+void set_kernel(const char* name) { detail::g_kernel.store(&detail::kernel_named(name), std::memory_order_release); }
+
+bool kernel_supported(const char* name) {
+    for (const auto& k : detail::kKernels)
+        if (std::string(name) == k.name) return detail::cpu_runs(k);
+    return false;
 }
 
 const char* simd_level() {

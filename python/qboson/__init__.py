@@ -43,7 +43,13 @@ def __getattr__(name: str):
 
 
 def build_info() -> dict:
-    """How the compiled core was built: OpenMP, the SIMD level in use, the version."""
+    """How the compiled core was built and what it runs.
+
+    Keys: ``version``; ``openmp`` (bool); ``simd``, the CPU's highest x86-64 level; ``kernel``, the
+    compiled variant of the double-precision kernels in use (``"avx512"``, ``"avx2"`` or
+    ``"baseline"``, forced with the environment variable ``QBOSON_KERNEL``); ``kernels``, the
+    variants this CPU can run; ``lanes``, Gray-code chains per block.
+    """
     from . import _core
 
     return dict(_core.build_info())

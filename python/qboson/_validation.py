@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional, Sequence
 
@@ -9,16 +10,56 @@ import numpy as np
 
 #: Default tolerance of :func:`check_unitary`: max |U^dagger U - I| entry.
 UNITARY_ATOL = 1e-8
+#: Largest tolerance accepted: beyond it "unitary" no longer means anything (probabilities of a
+#: matrix that passes need not sum to 1).
+MAX_ATOL = 1e-2
+#: Most OpenMP threads accepted (the C++ kernels refuse more; libgomp fails near 1,000).
+MAX_THREADS = 256
+#: Shot streams are indexed by 64-bit integers: ``start + shots`` may not exceed this.
+SHOT_INDEX_LIMIT = 2**64
 
 
-def as_int(value, name: str, *, minimum: Optional[int] = None) -> int:
-    """``value`` as a Python int, refusing floats, bools and values below ``minimum``."""
+def as_int(value, name: str, *, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
+    """``value`` as a Python int, refusing floats, bools and values outside [minimum, maximum]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
+
+
+def as_bool(value, name: str) -> bool:
+    """``value`` as a bool, refusing anything else (``"no"`` is truthy, so a silent ``bool()`` would lie)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def as_real(value, name: str, *, minimum: Optional[float] = None, maximum: Optional[float] = None,
+            allow_inf: bool = False) -> float:
+    """``value`` as a Python float, refusing bools, non-numbers, NaN, infinities (unless
+    ``allow_inf``) and values outside [minimum, maximum]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"{name} is out of range: {value!r}") from None
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum:g}, got {value!r}")
+    return value
+
+
+def as_atol(atol) -> float:
+    """A unitarity tolerance: a finite float in [0, MAX_ATOL] (NaN would switch the check off)."""
+    return as_real(atol, "atol", minimum=0.0, maximum=MAX_ATOL)
 
 
 def as_complex_matrix(a, name: str = "matrix", *, square: bool = True) -> np.ndarray:
@@ -49,7 +90,7 @@ def check_unitary(u, *, atol: float = UNITARY_ATOL, allow_subunitary: bool = Fal
     u : array_like, shape (m, m)
         The transfer matrix; ``u[i, j]`` is the amplitude from input mode j to output mode i.
     atol : float
-        Largest allowed entry of ``|U^dagger U - I|``.
+        Largest allowed entry of ``|U^dagger U - I|``: finite, in [0, MAX_ATOL] (0.01).
     allow_subunitary : bool
         Accept a lossy (sub-unitary) matrix, i.e. one whose singular values are all <= 1 + atol.
 
@@ -58,19 +99,27 @@ def check_unitary(u, *, atol: float = UNITARY_ATOL, allow_subunitary: bool = Fal
     ValueError
         If ``u`` is not square, has non-finite entries or is not unitary within ``atol``.
     """
+    atol = as_atol(atol)
     arr = as_complex_matrix(u, "unitary")
     m = arr.shape[0]
     if m == 0:
         raise ValueError("unitary must have at least one mode")
+    # No entry of a (sub-)unitary exceeds 1 in modulus; checking that first also keeps huge
+    # entries from overflowing the products below into NaN, which compares False with atol.
+    biggest = float(np.max(np.abs(arr)))
+    if biggest > 1 + atol:
+        raise ValueError(
+            f"matrix is not {'sub-' if allow_subunitary else ''}unitary: an entry has modulus {biggest:.3g} > 1"
+        )
     if allow_subunitary:
         smax = np.linalg.norm(arr, 2)
-        if smax > 1 + atol:
+        if not smax <= 1 + atol:
             raise ValueError(
                 f"matrix is not sub-unitary: largest singular value {smax:.6g} > 1 (atol={atol:g})"
             )
         return arr
     err = np.max(np.abs(arr.conj().T @ arr - np.eye(m)))
-    if err > atol:
+    if not err <= atol:
         raise ValueError(
             f"matrix is not unitary: max |U^dagger U - I| = {err:.3g} > atol={atol:g}; "
             "pass a unitary (e.g. qboson.haar_unitary) or allow_subunitary=True for lossy circuits"
@@ -92,9 +141,10 @@ def input_mode_array(input_modes: Optional[Sequence[int]], n: Optional[int], m: 
         raise ValueError(f"input_modes must be a non-empty 1-D sequence of mode indices, got {input_modes!r}")
     if not np.issubdtype(modes.dtype, np.integer):
         raise TypeError(f"input_modes must be integers, got dtype {modes.dtype}")
-    modes = modes.astype(np.int64)
+    # Bound the values before narrowing to int64: a uint64 beyond 2**63 would wrap.
     if modes.min() < 0 or modes.max() >= m:
         raise ValueError(f"input_modes must lie in [0, {m}), got {modes.tolist()}")
+    modes = modes.astype(np.int64)
     if np.unique(modes).size != modes.size:
         raise ValueError(f"input_modes must be distinct (one photon per mode), got {modes.tolist()}")
     if n is not None and as_int(n, "n", minimum=1) != modes.size:
@@ -103,15 +153,40 @@ def input_mode_array(input_modes: Optional[Sequence[int]], n: Optional[int], m: 
 
 
 def as_threads(threads) -> int:
-    """Thread count: None means all cores; otherwise an int >= 1."""
+    """Thread count: None means all cores (at most MAX_THREADS); otherwise an int in [1, MAX_THREADS]."""
     if threads is None:
         import os
 
         try:
-            return max(1, len(os.sched_getaffinity(0)))
+            cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
-    return as_int(threads, "threads", minimum=1)
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, MAX_THREADS))
+    threads = as_int(threads, "threads", minimum=1)
+    if threads > MAX_THREADS:
+        raise ValueError(f"threads must be <= {MAX_THREADS}, got {threads}")
+    return threads
+
+
+def check_shot_range(start: int, shots: int) -> None:
+    """Refuse a shot range past the 64-bit stream index (it would wrap round to shot 0)."""
+    if start + shots > SHOT_INDEX_LIMIT:
+        raise ValueError(
+            f"start + shots = {start + shots} exceeds 2**64: shot streams are 64-bit and would wrap to shot 0"
+        )
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuse an allocation larger than this machine's physical memory (a clear ValueError instead
+    of a MemoryError or the OOM killer)."""
+    import os
+
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        limit = 2**40
+    if nbytes > limit:
+        raise ValueError(f"{what} would need {nbytes / 2**30:.3g} GiB, more than this machine's memory")
 
 
 def count_dtype(n: int) -> np.dtype:

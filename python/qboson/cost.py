@@ -1,7 +1,11 @@
 """Run-time model of qboson's kernels, used for warnings, refusals and ETAs.
 
-The constants were fitted to single-thread timings of the C++ kernels on the
-reference machine (see ``bench/calibrate.py``), so estimates on other machines are
+``PERM_TERM_COL_S``, ``MINORS_TERM_COL_S``, ``MODE_PHOTON_S`` and ``STEP_OVERHEAD_S`` were
+fitted to single-thread timings of the C++ kernels on the reference machine by
+``bench/calibrate.py`` (the fit put the per-step overhead at zero).  The others are not fitted:
+``PERM_TERM_COL_S_EXTENDED`` is the double constant times the extended/double time ratio
+measured by ``bench/precision.py`` (``docs/precision.md``), and the distinguishable-sampler
+constants are rounded from ``bench/compare.py``'s samples/s.  Estimates on other machines are
 indicative only.  Multi-thread scaling is taken as ideal up to the core count.
 """
 
@@ -16,8 +20,10 @@ from ._validation import as_int, as_threads
 
 __all__ = ["estimate_cost", "expected_terms", "permanent_seconds"]
 
-# Fitted by bench/calibrate.py on the reference machine (2026-11-29, other jobs running).
-# Seconds per (Gray-code term x column) in the plain permanent kernel, double / extended.
+# Fitted by bench/calibrate.py on the reference machine (2026-11-29, other jobs running), except
+# where a comment says otherwise.
+# Seconds per (Gray-code term x column) in the plain permanent kernel, double / extended (the
+# latter not fitted: about 60x double, the ratio docs/precision.md measured).
 PERM_TERM_COL_S = 1.7e-10
 PERM_TERM_COL_S_EXTENDED = 1.0e-8
 # Seconds per (term x column) in the all-minors kernel used by the sampler.
@@ -25,9 +31,16 @@ MINORS_TERM_COL_S = 9.1e-10
 # Per output-mode x photon work of each sampling step (weights, scan) and fixed per-step overhead.
 MODE_PHOTON_S = 1.4e-8
 STEP_OVERHEAD_S = 0.0
-# Distinguishable sampler: per photon and per output mode.
+# Distinguishable sampler, per photon and per output mode (not fitted: from bench/compare.py's
+# 4 million samples/s of 24 photons in 48 modes on one thread).
 DIST_PHOTON_S = 1.4e-8
 DIST_MODE_S = 1.0e-9
+
+
+# Beyond this many photons the model's term counts overflow a float: the estimate is infinite.
+_MAX_FINITE_ROWS = 1000
+# Largest photon, mode or shot count the model accepts (beyond it only overflow is left).
+_MAX_COUNT = 2**64
 
 
 def _terms_for_multiplicities(mult: np.ndarray) -> float:
@@ -54,12 +67,15 @@ def expected_terms(rows: int, m: int, method: str = "cc2020") -> float:
     """
     if rows <= 0:
         return 1.0
+    if rows > _MAX_FINITE_ROWS:
+        return math.inf  # 2^(rows-1) is beyond the float range
+    plain = 2.0 ** (rows - 1)
     if method == "cc2017":
-        return 2.0 ** (rows - 1)
+        return plain
     log_e = (
         math.lgamma(2 * m + rows) - math.lgamma(2 * m) - (math.lgamma(m + rows) - math.lgamma(m))
     )
-    return min(2.0 ** (rows - 1), 0.5 * math.exp(log_e))
+    return min(plain, 0.5 * math.exp(min(log_e, 709.0)))
 
 
 def estimate_cost(
@@ -91,12 +107,20 @@ def estimate_cost(
     float
         Seconds (a model, typically within a factor 2 on the reference machine).
     """
-    n = as_int(n, "n", minimum=1)
-    m = as_int(m, "m", minimum=1)
-    shots = as_int(shots, "shots", minimum=0)
+    n = as_int(n, "n", minimum=1, maximum=_MAX_COUNT)
+    m = as_int(m, "m", minimum=1, maximum=_MAX_COUNT)
+    shots = as_int(shots, "shots", minimum=0, maximum=_MAX_COUNT)
     threads = as_threads(threads)
+    if not isinstance(distinguishable, (bool, np.bool_)):
+        raise TypeError(f"distinguishable must be True or False, got {distinguishable!r}")
+    if not isinstance(method, str) or method not in ("cc2020", "cc2017"):
+        raise ValueError(f"unknown method {method!r}; choose 'cc2020' or 'cc2017'")
+    if shots == 0:
+        return 0.0
     if distinguishable:
         per_shot = n * DIST_PHOTON_S + m * DIST_MODE_S
+    elif n > _MAX_FINITE_ROWS:
+        return math.inf
     else:
         per_shot = 0.0
         for k in range(1, n + 1):

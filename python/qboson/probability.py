@@ -8,25 +8,35 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _core
-from ._validation import UNITARY_ATOL, as_int, as_threads, check_unitary, count_dtype, input_mode_array
+from ._validation import UNITARY_ATOL, as_bool, as_int, check_memory, check_unitary, count_dtype, input_mode_array
 from .reference import n_patterns, output_patterns
 
 __all__ = ["probability", "probabilities"]
 
+#: Most photons: their permanents have one row per photon (the kernel's limit).
+MAX_PHOTONS = 62
 #: Default largest number of output patterns :func:`probabilities` will enumerate.
 MAX_PATTERNS = 2_000_000
 
 
 def _pattern_array(pattern, m: int, n: int) -> np.ndarray:
-    s = np.asarray(pattern)
+    try:
+        s = np.asarray(pattern)
+    except (ValueError, TypeError) as exc:  # ragged sequences
+        raise ValueError(f"pattern must be a 1-D array of {m} photon counts: {exc}") from None
     if s.ndim != 1 or s.shape[0] != m:
         raise ValueError(f"pattern must be a 1-D array of {m} photon counts, got shape {s.shape}")
-    if not np.issubdtype(s.dtype, np.integer):
+    if s.dtype == np.bool_ or not np.issubdtype(s.dtype, np.integer):
         raise TypeError(f"pattern must hold integers, got dtype {s.dtype}")
     if np.any(s < 0):
         raise ValueError("pattern counts must be non-negative")
-    if s.sum() != n:
-        raise ValueError(f"pattern holds {int(s.sum())} photons but {n} were sent in")
+    # Bound every count before summing: huge counts could wrap the sum round to n (and then
+    # ask for the factorial of 2**62).
+    if np.any(s > n):
+        raise ValueError(f"pattern has a count above the {n} photons sent in")
+    total = int(s.astype(np.int64).sum())
+    if total != n:
+        raise ValueError(f"pattern holds {total} photons but {n} were sent in")
     return s.astype(np.int64)
 
 
@@ -58,11 +68,18 @@ def probability(
     -------
     float
     """
+    distinguishable = as_bool(distinguishable, "distinguishable")
     u = check_unitary(unitary, atol=atol)
     m = u.shape[0]
     modes = input_mode_array(input_modes, None, m)
+    _check_photons(modes.size)
     s = _pattern_array(pattern, m, modes.size)
     return _probability(u, modes, s, distinguishable)
+
+
+def _check_photons(n: int) -> None:
+    if n > MAX_PHOTONS:
+        raise ValueError(f"probabilities of {n} photons are out of reach (permanents up to {MAX_PHOTONS} rows)")
 
 
 def _probability(u: np.ndarray, modes: np.ndarray, s: np.ndarray, distinguishable: bool) -> float:
@@ -102,16 +119,21 @@ def probabilities(
     probs : ndarray, shape (K,), float64
         Their probabilities (summing to 1 up to round-off).
     """
+    distinguishable = as_bool(distinguishable, "distinguishable")
+    if max_patterns is not None:
+        max_patterns = as_int(max_patterns, "max_patterns", minimum=1)
     u = check_unitary(unitary, atol=atol)
     m = u.shape[0]
     modes = input_mode_array(input_modes, None, m)
     n = modes.size
+    _check_photons(n)
     k = n_patterns(n, m)
-    if max_patterns is not None and k > as_int(max_patterns, "max_patterns", minimum=1):
+    if max_patterns is not None and k > max_patterns:
         raise ValueError(
             f"{n} photons in {m} modes have {k:,} output patterns, more than max_patterns={max_patterns:,}; "
             "sample instead, or raise max_patterns"
         )
+    check_memory(k * m * 8, f"the {k:,} output patterns")
     patterns = np.array(list(output_patterns(n, m)), dtype=count_dtype(n)).reshape(k, m)
     probs = np.array([_probability(u, modes, p.astype(np.int64), distinguishable) for p in patterns])
     return patterns, probs

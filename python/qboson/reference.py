@@ -1,8 +1,13 @@
-"""Readable pure-numpy implementations of qboson's algorithms.
+"""Readable pure-numpy transcriptions of qboson's algorithms, and output-pattern enumeration.
 
-They favour clarity over speed: used by the tests
-as an independent check of the C++ kernels and by ``bench/`` as the numpy
-baseline.  They do no input validation; call the public API for that.
+``glynn_permanent``, ``glynn_minors`` and ``clifford_sample`` follow the same algorithms as the
+C++ kernels (Glynn's formula, leave-one-out minors by prefix/suffix products, Clifford &
+Clifford algorithm B), written for clarity over speed.  They are the numpy baseline of
+``bench/compare.py``; because they share the kernels' algorithms they are *not* an independent
+check of them.  The tests' independent references (brute-force permanents, Ryser's formula,
+exact distributions by enumeration) are in ``tests/reference_math.py``, and the tests check these
+transcriptions against them too.  ``output_patterns``/``n_patterns`` are used by
+:func:`qboson.probabilities`.  Nothing here validates its input; call the public API for that.
 """
 
 from __future__ import annotations

@@ -11,7 +11,18 @@ import numpy as np
 from . import _core
 from ._progress import progress_bar
 from ._seeding import SeedLike, split_seed
-from ._validation import as_int, as_threads, check_unitary, count_dtype, input_mode_array, UNITARY_ATOL
+from ._validation import (
+    UNITARY_ATOL,
+    as_atol,
+    as_bool,
+    as_int,
+    as_threads,
+    check_memory,
+    check_shot_range,
+    check_unitary,
+    count_dtype,
+    input_mode_array,
+)
 from .cost import estimate_cost
 from .unitary import haar_unitary
 
@@ -79,18 +90,19 @@ def sample(
     distinguishable : bool
         Sample distinguishable photons through the same interferometer (the "photonic" latent).
     threads : int, optional
-        OpenMP threads, ``None`` = all cores.
+        OpenMP threads, 1 to 256; ``None`` = all cores.
     progress : bool, optional
         Show a progress bar with ETA; ``None`` shows one when the run is expected to take over a few seconds.
     start : int
-        Index of the first shot (for splitting a long run into several calls).
+        Index of the first shot (for splitting a long run into several calls); shot streams are 64-bit,
+        so ``start + shots`` may not exceed ``2**64``.
     method : {"cc2020", "cc2017"}
         Permanent scheme of the exact sampler: ``cc2020`` exploits photons already bunched in one output
         mode (repeated-row permanents, faster on average), ``cc2017`` always expands them.  Same distribution.
     noise : qboson.noise.NoiseModel, optional
         Sample a noisy device (loss, partial distinguishability, detectors) exactly instead.
     atol : float
-        Unitarity tolerance, max entry of ``|U^dagger U - I|``.
+        Unitarity tolerance, max entry of ``|U^dagger U - I|``: finite, between 0 and 0.01.
 
     Returns
     -------
@@ -104,9 +116,19 @@ def sample(
     """
     shots = as_int(shots, "shots", minimum=0)
     start = as_int(start, "start", minimum=0)
+    check_shot_range(start, shots)
     threads = as_threads(threads)
-    if method not in METHODS:
+    distinguishable = as_bool(distinguishable, "distinguishable")
+    atol = as_atol(atol)
+    if progress is not None:
+        progress = as_bool(progress, "progress")
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if noise is not None:
+        from .noise import NoiseModel
+
+        if not isinstance(noise, NoiseModel):
+            raise TypeError(f"noise must be a qboson.noise.NoiseModel or None, got {type(noise).__name__}")
     circuit_rng, key = split_seed(seed)
     if unitary is None:
         if m is None:
@@ -129,6 +151,7 @@ def sample(
             f"exact sampling of {modes.size} indistinguishable photons is out of reach (limit {MAX_PHOTONS}; "
             f"about {estimate_cost(MAX_PHOTONS, 2 * MAX_PHOTONS, 1, threads=threads):.2g} s per sample already there)"
         )
+    check_memory(shots * m * count_dtype(modes.size + 1).itemsize, f"{shots:,} samples of {m} modes")
     if noise is not None:
         return noise.sample(
             u, modes, shots, key=key, start=start, threads=threads, progress=progress,
@@ -188,6 +211,7 @@ def run_sampler(
     """
     columns = np.ascontiguousarray(columns, dtype=np.complex128)
     m, n = columns.shape
+    check_shot_range(start, shots)  # the C++ side refuses it too; say so in Python terms
     transmission = (
         np.ones(n) if transmission is None else np.ascontiguousarray(transmission, dtype=np.float64)
     )

@@ -66,6 +66,13 @@ using InterruptCheck = std::function<bool()>;
 // Lanes per block of the double kernel.
 constexpr int kLanes = 32;
 
+// Largest row count (with multiplicity) the kernels index: Gray-code counters and term counts
+// are 64-bit, and 2^(N-1) terms must fit in them.
+constexpr std::int64_t kMaxRows = 62;
+
+// Most OpenMP threads a kernel accepts (libgomp itself fails somewhere near 1,000).
+constexpr int kMaxThreads = 256;
+
 // Build the traversal for `problem` (rows must total cols for a permanent, cols - 1 for minors).
 void plan_glynn(const RowGroups& problem, GlynnPlan& plan);
 
@@ -82,7 +89,17 @@ void minors_groups(const RowGroups& problem, cplx* out, int threads);
 void minors_groups(const RowGroups& problem, cplx* out, int threads, GlynnPlan& plan,
                    std::vector<double>& scratch);
 
-// Name of the SIMD variant the running CPU dispatches to ("avx512f", "avx2" or "default").
+// Highest instruction-set level of the running CPU ("x86-64-v4 (AVX-512)", "x86-64-v3 (AVX2+FMA)"
+// or "default").
 const char* simd_level();
+
+// The double-precision block kernels are compiled once per instruction set ("avx512", "avx2",
+// "baseline").  The one in use is chosen at first use: the environment variable QBOSON_KERNEL
+// when set (one of those names, or "auto"), else the best the CPU supports.  Asking for a name
+// that is unknown or that the CPU cannot run throws std::invalid_argument.
+const char* active_kernel();
+void set_kernel(const char* name);
+// Whether the running CPU (and this build) can run kernel `name`.
+bool kernel_supported(const char* name);
 
 }  // namespace qboson
