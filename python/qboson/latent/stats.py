@@ -105,13 +105,7 @@ def plot_stats(datasets: Sequence[tuple[str, np.ndarray]], path, *, kmax: int = 
     """Draw, for each ``(label, samples)``, one column: per-mode occupation histograms, the
     pairwise correlation matrix and the maximum-occupation (bunching) distribution.  Saves a PNG
     (or any format matplotlib infers from ``path``) and returns its path."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("plots need matplotlib: pip install qboson[plot]") from exc
+    plt = _pyplot()
     if not datasets:
         raise ValueError("nothing to plot")
     cols = len(datasets)
@@ -159,13 +153,7 @@ def plot_comparison(datasets: Sequence[tuple[str, np.ndarray]], path, *, title: 
     """Overlay several count samples (e.g. a noisy latent and its ideal counterpart) in three panels:
     per-mode mean occupation, the photon-number histogram (photons per shot) and the bunching
     distribution (largest count in one mode, log scale).  Saves a PNG and returns its path."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("plots need matplotlib: pip install qboson[plot]") from exc
+    plt = _pyplot()
     if not datasets:
         raise ValueError("nothing to plot")
     fig, axes = plt.subplots(1, 3, figsize=(16.0, 4.6))
@@ -201,3 +189,15 @@ def plot_comparison(datasets: Sequence[tuple[str, np.ndarray]], path, *, title: 
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (ImportError naming the extra without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("plots need matplotlib: pip install qboson[plot]") from exc
+    return plt
