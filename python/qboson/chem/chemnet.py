@@ -61,7 +61,7 @@ def _chemnet() -> Any:
         path = Path(fcd_torch.__file__).parent / "ChemNet_v0.13_pretrained.pt"
         if not path.is_file():
             raise FileNotFoundError(f"fcd_torch's ChemNet weights are missing: {path}")
-        model = load_imported_model(torch.load(path))
+        model = load_imported_model(torch.load(path, weights_only=True))  # plain tensors: nothing to unpickle
         model.eval()
         _model_cache["model"] = model
     return _model_cache["model"]
