@@ -7,7 +7,7 @@ Profiles
     20,000 iterations, node-permutation augmentation with probability 0.3.
 ``quick``
     What a new user runs first (``qboson experiment qm9 --profile quick``, one seed per
-    latent, about 15 minutes on an idle 2-core machine): 12,000 iterations at batch 32 with
+    latent, 10 minutes on a nearly idle 2-core machine): 12,000 iterations at batch 32 with
     learning rate 1e-3 (the original MolGAN's batch size and learning rate) and sampled
     decoding.  Measured on QM9, quantum latent, seed 0, 10,000 molecules: 4,000 iterations
     gave FCD 5.43 and 379 valid & unique, 12,000 gave FCD 4.25 and 413 (the paper: FCD
