@@ -34,6 +34,7 @@ from qboson.experiments._dask_runner import _call, file_lock  # noqa: E402
 from qboson.molgan.config import PROFILES  # noqa: E402
 
 molgan_train = importlib.import_module("qboson.molgan.trainer")
+molgan_stacked = importlib.import_module("qboson.molgan.stacked")
 molgan_evaluate = importlib.import_module("qboson.molgan.evaluate")
 
 TINY = dict(batch_size=8, latent_bank_size=64, log_every=2, checkpoint_every=4, generator_widths=(8, 16),
@@ -108,8 +109,24 @@ def _install_fakes(set_attr) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return real_train(config, out_dir, **kw)
 
+    real_train_stack = molgan_stacked.train_stack
+
+    def train_stack(configs, out_dirs, **kw):  # the same log, one entry per run of the stack
+        _side_folder(out_dirs[0], "calls").mkdir(exist_ok=True)
+        for d in out_dirs:
+            name = Path(d).name
+            locked = "locked" if _lock_is_held(Path(d).parent / f".{name}.lock") else "unlocked"
+            (_side_folder(d, "calls") / f"{name}--{locked}--{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
+        kill = _side_folder(out_dirs[0], "faults") / f"kill-{Path(out_dirs[0]).name}"
+        if kill.exists():
+            kill.unlink()
+            real_train_stack(configs, out_dirs, **{**kw, "stop_after": 2})
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_train_stack(configs, out_dirs, **kw)
+
     set_attr(molgan_train.GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _fake_data()))
     set_attr(molgan_train, "train", train)
+    set_attr(molgan_stacked, "train_stack", train_stack)
     set_attr(molgan_evaluate, "evaluate_run", _fake_evaluate)
 
 
@@ -233,6 +250,35 @@ def test_dask_grid_matches_local_grid(client, reference, driver, tmp_path, capsy
     assert _calls(out) == RUNS and "0 to do" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def stacked_reference(tmp_path_factory):
+    """The local grid trained in stacks of two (``--stack 2``, this process)."""
+    out = tmp_path_factory.mktemp("local-stacked") / "grid"
+    with pytest.MonkeyPatch.context() as mp:
+        _patch_driver(mp)
+        _install_fakes(mp.setattr)
+        assert qm9.run(_args(out, stack=2)) == 0
+    return out
+
+
+def test_stacked_dask_grid_matches_local_stacked_grid(client, stacked_reference, driver, tmp_path, capsys):
+    out = tmp_path / "grid"
+    assert qm9.run(_args(out, scheduler=client.scheduler.address, stack=2)) == 0
+    assert_same_grid(out, stacked_reference)
+    assert _calls(out) == RUNS  # each run trained once, in a stack, holding its lock
+    assert "[4/4]" in capsys.readouterr().err
+
+
+def test_killed_worker_resumes_its_stack_from_the_checkpoints(client, stacked_reference, driver, tmp_path):
+    out = tmp_path / "grid"
+    marker = _fault(out, "kill", "gaussian-d4-s0")  # the first run of the first stack
+    assert qm9.run(_args(out, scheduler=client.scheduler.address, stack=2)) == 0
+    assert not marker.exists()
+    assert_same_grid(out, stacked_reference)  # resumed from critic step 2, still bit for bit
+    assert _calls(out) == sorted(RUNS + ["bernoulli-d4-s0", "gaussian-d4-s0"])
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_killed_worker_resumes_its_run_from_the_checkpoint(client, reference, driver, tmp_path):
     out = tmp_path / "grid"
     marker = _fault(out, "kill", "gaussian-d4-s0")
@@ -299,7 +345,6 @@ def test_cli_with_local_dask_workers(reference, tmp_path, monkeypatch):
     (dict(dask_workers=2, jobs=2), "--jobs"),
     (dict(scheduler="tcp://127.0.0.1:1", jobs=3), "--jobs"),
     (dict(dask_workers=0), "--dask-workers must be >= 1"),
-    (dict(dask_workers=2, stack=2), "--stack is not available"),
 ])
 def test_conflicting_or_bad_dask_flags_are_refused(driver, tmp_path, capsys, flags, message):
     assert qm9.run(_args(tmp_path / "grid", **flags)) == 2
@@ -359,7 +404,7 @@ def test_runs_in_one_worker_process_do_not_overlap():
 
     import qboson
 
-    threads = [threading.Thread(target=_call, args=(run, None, qboson.__version__, i)) for i in range(4)]
+    threads = [threading.Thread(target=_call, args=(run, (), qboson.__version__, i)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -369,7 +414,7 @@ def test_runs_in_one_worker_process_do_not_overlap():
 
 def test_worker_with_another_qboson_version_refuses_the_task():
     with pytest.raises(RuntimeError, match="same version"):
-        _call(print, None, "0.0.0-other", "never printed")
+        _call(print, (), "0.0.0-other", "never printed")
 
 
 def test_output_folder_missing_on_the_worker_names_shared_storage(tmp_path):
@@ -377,7 +422,7 @@ def test_output_folder_missing_on_the_worker_names_shared_storage(tmp_path):
 
     lock = tmp_path / "not-mounted-here" / ".gaussian-d4-s0.lock"
     with pytest.raises(FileNotFoundError, match="shared by the client and the workers"):
-        _call(print, str(lock), qboson.__version__, "never printed")
+        _call(print, (str(lock),), qboson.__version__, "never printed")
     assert not lock.parent.exists()
 
 

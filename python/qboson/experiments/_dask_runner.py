@@ -14,9 +14,11 @@ Failures and resumption:
 * Ctrl-C (or an error in ``on_result``) cancels the tasks not yet started.  Tasks already
   running on an external cluster cannot be stopped by Dask and finish on their own; tasks on
   a cluster started by ``n_workers`` stop with it.
-* each task holds an exclusive file lock (``task.lock``) while it runs, so a task submitted
-  again by a resumed grid waits for a still-running copy instead of writing the same folder
-  at the same time; it then finds the run finished.
+* each task holds exclusive file locks (``task.locks``, one per run folder it writes) while it
+  runs, so a task submitted again by a resumed grid waits for a still-running copy instead of
+  writing the same folder at the same time; it then finds the run finished.  A stack of runs
+  holds the locks of all its runs, taken in sorted order so that two tasks sharing runs
+  (stacks regrouped by a resumed grid) cannot deadlock.
 * in one worker process tasks run one at a time: training seeds torch's process-wide random
   generator and sets its thread count, so two concurrent runs in one process would not
   reproduce a local grid.  Start workers with one thread each (``--nthreads 1``).
@@ -42,13 +44,13 @@ class GridTask:
     """One unit of work: ``fn(*args)`` on a worker.
 
     ``name``: short label (letters, digits, ``-_.``), used in messages and the Dask key.
-    ``args``: picklable arguments.  ``lock``: absolute path of a lock file held while the task
-    runs (on the shared storage, next to what the task writes), or None.
+    ``args``: picklable arguments.  ``locks``: absolute paths of lock files held while the task
+    runs (on the shared storage, one next to each folder the task writes); may be empty.
     """
 
     name: str
     args: tuple
-    lock: Optional[str] = None
+    locks: tuple[str, ...] = ()
 
 
 class TasksFailed(RuntimeError):
@@ -97,7 +99,7 @@ def run_tasks(
             raise ConnectionError(f"cannot reach the Dask scheduler {client!r}: {exc}; is it running, "
                                   "and reachable from here?") from exc
         pending = {
-            c.submit(_call, fn, t.lock, __version__, *t.args, key=f"qboson-{t.name}-{tag}", retries=retries,
+            c.submit(_call, fn, tuple(t.locks), __version__, *t.args, key=f"qboson-{t.name}-{tag}", retries=retries,
                      pure=False): t
             for t in tasks
         }
@@ -130,21 +132,25 @@ def run_tasks(
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def _call(fn: Callable[..., Any], lock: Optional[str], version: str, *args: Any) -> Any:
-    """Executed on a worker: check the version, take the task's lock, run ``fn``."""
+def _call(fn: Callable[..., Any], locks: Sequence[str], version: str, *args: Any) -> Any:
+    """Executed on a worker: check the version, take the task's locks, run ``fn``."""
     from .. import __version__
 
     if version != __version__:
         raise RuntimeError(f"this Dask worker has qboson {__version__} but the client has {version}; "
                            "install the same version on the workers")
-    if lock is not None and not Path(lock).parent.is_dir():
-        import socket
+    for lock in locks:
+        if not Path(lock).parent.is_dir():
+            import socket
 
-        raise FileNotFoundError(f"{Path(lock).parent} does not exist on the Dask worker {socket.gethostname()}: "
-                                "the output folder must be on storage shared by the client and the workers, "
-                                "at the same path")
-    with file_lock(lock), _ONE_AT_A_TIME:  # always in this order: no deadlock between threads
-        return fn(*args)
+            raise FileNotFoundError(f"{Path(lock).parent} does not exist on the Dask worker "
+                                    f"{socket.gethostname()}: the output folder must be on storage shared by "
+                                    "the client and the workers, at the same path")
+    with contextlib.ExitStack() as held:
+        for lock in sorted(set(locks)):  # one global order: tasks sharing runs cannot deadlock
+            held.enter_context(file_lock(lock))
+        with _ONE_AT_A_TIME:  # always after the file locks: no deadlock between threads
+            return fn(*args)
 
 
 @contextlib.contextmanager

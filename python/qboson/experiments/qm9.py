@@ -137,8 +137,6 @@ def _grid_configs(args: argparse.Namespace) -> list[tuple[Any, Path]]:
         raise ValueError(f"--dask-workers must be >= 1, got {dask_workers}")
     if (scheduler or dask_workers) and args.jobs > 1:
         raise ValueError("--jobs runs processes on this machine; with --scheduler or --dask-workers leave it at 1")
-    if (scheduler or dask_workers) and getattr(args, "stack", 1) > 1:
-        raise ValueError("--stack is not available with --scheduler or --dask-workers yet: one run per task")
     out = Path(args.out)
     from ._banks import find
 
@@ -215,16 +213,30 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     if dask and todo:
         from ._dask_runner import GridTask, run_tasks
 
-        # absolute paths: the workers' working folders differ from ours
-        tasks = [GridTask(d.name, (c.to_dict(), str(d.resolve()), False, args.device),
-                          lock=str(d.resolve().parent / f".{d.name}.lock")) for c, d in todo]
+        def lock(d: Path) -> str:  # absolute paths: the workers' working folders differ from ours
+            return str(d.resolve().parent / f".{d.name}.lock")
+
+        if getattr(args, "stack", 1) > 1:  # one task per stack, holding the locks of all its runs
+            groups = _stack_groups(todo, args.stack)
+            tasks = [GridTask(f"stack-{g[0][1].name}-{len(g)}",
+                              ([c.to_dict() for c, _ in g], [str(d.resolve()) for _, d in g], False, args.device),
+                              locks=tuple(lock(d) for _, d in g)) for g in groups]
+            fn = _run_stack
+        else:
+            tasks = [GridTask(d.name, (c.to_dict(), str(d.resolve()), False, args.device), locks=(lock(d),))
+                     for c, d in todo]
+            fn = _run_one
         count = iter(range(1, len(todo) + 1))
 
         def on_result(task, result) -> None:
-            _report(next(count), len(todo), Path(task.args[1]), result)
+            if fn is _run_stack:
+                for run_dir, r in zip(task.args[1], result):
+                    _report(next(count), len(todo), Path(run_dir), r)
+            else:
+                _report(next(count), len(todo), Path(task.args[1]), result)
             progress_table()
 
-        run_tasks(_run_one, tasks, client=scheduler, n_workers=dask_workers, on_result=on_result)
+        run_tasks(fn, tasks, client=scheduler, n_workers=dask_workers, on_result=on_result)
     elif getattr(args, "stack", 1) > 1:
         i = 0
         for group, results in _run_stacks(todo, args):
