@@ -149,6 +149,7 @@ def gan_config(settings: dict):
         latent_dim=DIM, data_dim=2, hidden=tuple(settings["hidden"]), activation="leaky_relu", negative_slope=0.2,
         objective=settings["objective"], gp_weight=settings["gp_weight"], optimizer="adam", lr=settings["lr"],
         betas=tuple(settings["betas"]), batch_size=settings["batch_size"], critic_steps=settings["critic_steps"],
+        precision=settings.get("precision", "fp32"),
     )
 
 
@@ -309,6 +310,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         s["latent_banks"] = banks
     _banks.check_latents(s["latents"], banks)
     s["eval_at"] = sorted({int(i) for i in s["eval_at"] if 0 < int(i) < s["iterations"]})
+    _grid.resolve_precision(s, args)
     gan_config(s)
     return s
 

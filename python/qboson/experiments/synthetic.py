@@ -229,6 +229,7 @@ def gan_config(settings: dict):
         latent_dim=DIM, data_dim=DIM, hidden=tuple(settings["hidden"]), activation="relu",
         objective=settings["objective"], gp_weight=settings["gp_weight"], optimizer=settings["optimizer"],
         lr=settings["lr"], batch_size=settings["batch_size"], critic_steps=settings["critic_steps"],
+        precision=settings.get("precision", "fp32"),
     )
 
 
@@ -348,6 +349,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         s["latent_banks"] = banks
     _banks.check_latents(s["latents"], banks)
     s["eval_at"] = sorted({int(i) for i in s["eval_at"] if 0 < int(i) < s["iterations"]})
+    _grid.resolve_precision(s, args)
     gan_config(s)  # validates the GAN settings
     return s
 
