@@ -148,25 +148,3 @@ def test_corrupt_points_file_is_a_clear_error(tmp_path, capsys):
         assert _run(tmp_path / "a", "--latents", "gaussian") == 2
         assert "corrupt" in capsys.readouterr().err
 
-
-def test_precision_flag_reaches_the_trainer_and_the_settings(tmp_path, monkeypatch, capsys):
-    import qboson.experiments.gan as gan
-
-    seen = []
-    real = gan.train_stack
-
-    def recording(config, *a, **k):
-        seen.append(config.precision)
-        return real(config, *a, **k)
-
-    monkeypatch.setattr(gan, "train_stack", recording)
-    extra = ["--latents", "gaussian"] + (["--datasets", "quantum"] if "mog" == "synthetic" else [])
-    assert _run(tmp_path / "bf16", *extra, "--precision", "bf16") == 0
-    assert _run(tmp_path / "fp32", *extra) == 0
-    assert seen == ["bf16", "fp32"]
-    assert json.loads((tmp_path / "bf16" / "settings.json").read_text())["precision"] == "bf16"
-    assert "precision" not in json.loads((tmp_path / "fp32" / "settings.json").read_text())  # older grids resume
-    capsys.readouterr()
-    assert _run(tmp_path / "fp32", *extra, "--precision", "bf16") == 2  # not mixed into an fp32 grid
-    assert "different settings" in capsys.readouterr().err
-    assert _run(tmp_path / "fp32", *extra, "--precision", "fp32") == 0 and seen == ["bf16", "fp32"]

@@ -162,25 +162,3 @@ def test_paper_profile_settings_follow_the_paper():
     assert p["objective"] == "wgan-gp" and p["gp_weight"] == 10.0
     assert set(syn.PAPER_LATENTS) <= set(p["latents"])
 
-
-def test_precision_flag_reaches_the_trainer_and_the_settings(tmp_path, monkeypatch, capsys):
-    import qboson.experiments.gan as gan
-
-    seen = []
-    real = gan.train_stack
-
-    def recording(config, *a, **k):
-        seen.append(config.precision)
-        return real(config, *a, **k)
-
-    monkeypatch.setattr(gan, "train_stack", recording)
-    extra = ["--latents", "gaussian"] + (["--datasets", "quantum"] if "synthetic" == "synthetic" else [])
-    assert _run(tmp_path / "bf16", *extra, "--precision", "bf16") == 0
-    assert _run(tmp_path / "fp32", *extra) == 0
-    assert seen == ["bf16", "fp32"]
-    assert json.loads((tmp_path / "bf16" / "settings.json").read_text())["precision"] == "bf16"
-    assert "precision" not in json.loads((tmp_path / "fp32" / "settings.json").read_text())  # older grids resume
-    capsys.readouterr()
-    assert _run(tmp_path / "fp32", *extra, "--precision", "bf16") == 2  # not mixed into an fp32 grid
-    assert "different settings" in capsys.readouterr().err
-    assert _run(tmp_path / "fp32", *extra, "--precision", "fp32") == 0 and seen == ["bf16", "fp32"]

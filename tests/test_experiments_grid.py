@@ -125,3 +125,38 @@ def test_store_rejects_hostile_json_with_a_clear_error(tmp_path):
     (tmp_path / "a" / "settings.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="corrupt"):
         _grid.ResultStore(tmp_path / "a", {"lr": 1})
+
+
+@pytest.mark.parametrize("name", ["mog", "synthetic"])
+def test_precision_flag_reaches_the_trainer_and_the_settings(name, tmp_path, monkeypatch, capsys):
+    """``--precision bf16`` (shared flag of both experiments) reaches GanConfig and settings.json, is
+    absent from an fp32 grid's settings (grids made before the flag resume) and is never mixed in."""
+    import importlib
+
+    pytest.importorskip("torch")
+    import qboson.experiments.gan as gan
+    from qboson.cli import main
+
+    tiny = importlib.import_module(f"test_experiment_{name}").TINY
+    extra = ["--latents", "gaussian"] + (["--datasets", "quantum"] if name == "synthetic" else [])
+
+    def run(out, *flags):
+        return main(["experiment", name, "--out", str(out), *tiny, *extra, *flags])
+
+    seen = []
+    real = gan.train_stack
+
+    def recording(config, *a, **k):
+        seen.append(config.precision)
+        return real(config, *a, **k)
+
+    monkeypatch.setattr(gan, "train_stack", recording)
+    assert run(tmp_path / "bf16", "--precision", "bf16") == 0
+    assert run(tmp_path / "fp32") == 0
+    assert seen == ["bf16", "fp32"]
+    assert json.loads((tmp_path / "bf16" / "settings.json").read_text())["precision"] == "bf16"
+    assert "precision" not in json.loads((tmp_path / "fp32" / "settings.json").read_text())
+    capsys.readouterr()
+    assert run(tmp_path / "fp32", "--precision", "bf16") == 2  # not mixed into an fp32 grid
+    assert "different settings" in capsys.readouterr().err
+    assert run(tmp_path / "fp32", "--precision", "fp32") == 0 and seen == ["bf16", "fp32"]  # nothing retrained
