@@ -189,6 +189,33 @@ def check_memory(nbytes: int, what: str) -> None:
         raise ValueError(f"{what} would need {nbytes / 2**30:.3g} GiB, more than this machine's memory")
 
 
+def count_vector(values, name: str, length: int, *, lowest: int, highest: int, total: int,
+                 too_low: str, too_high: str, total_message: str) -> np.ndarray:
+    """``values`` as an int64 vector of ``length`` integers in [lowest, highest] summing to ``total``.
+
+    Every value is bounded before anything is summed, so huge entries cannot wrap the sum round
+    to a plausible total (which once sent the C++ kernel out of bounds).  ``too_low``, ``too_high``
+    and ``total_message`` are the errors' texts, formatted with ``{value}`` / ``{total}``.
+    """
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError) as exc:  # ragged sequences
+        raise ValueError(f"{name} must be a 1-D integer array of length {length}: {exc}") from None
+    if arr.ndim != 1 or arr.shape[0] != length:
+        raise ValueError(f"{name} must be a 1-D integer array of length {length}, got shape {arr.shape}")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if length and arr.min() < lowest:
+        raise ValueError(too_low.format(value=int(arr.min())))
+    if length and arr.max() > highest:
+        raise ValueError(too_high.format(value=int(arr.max())))
+    arr = arr.astype(np.int64)
+    got = sum(int(v) for v in arr)
+    if got != total:
+        raise ValueError(total_message.format(total=got))
+    return arr
+
+
 def count_dtype(n: int) -> np.dtype:
     """Smallest unsigned dtype that holds a count of n photons."""
     if n <= np.iinfo(np.uint8).max:

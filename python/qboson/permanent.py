@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._validation import as_bool, as_complex_matrix, as_real, as_threads
+from ._validation import as_bool, as_complex_matrix, as_real, as_threads, count_vector
 from .cost import permanent_seconds
 
 __all__ = ["permanent"]
@@ -78,25 +78,8 @@ def permanent(
 
 
 def _multiplicities(rows, groups: int, n: int) -> np.ndarray:
-    """Validated row multiplicities: int64, shape (groups,), each in [1, n], summing to n.
-
-    Each value is bounded before anything is summed, so huge entries cannot wrap the sum round
-    to a plausible total (which once sent the C++ kernel out of bounds).
-    """
-    try:
-        mult = np.asarray(rows)
-    except (ValueError, TypeError) as exc:  # ragged sequences
-        raise ValueError(f"rows must be a 1-D integer array of length {groups}: {exc}") from None
-    if mult.ndim != 1 or mult.shape[0] != groups:
-        raise ValueError(f"rows must be a 1-D integer array of length {groups}, got {rows!r}")
-    if mult.dtype == np.bool_ or not np.issubdtype(mult.dtype, np.integer):
-        raise TypeError(f"rows (multiplicities) must be integers, got dtype {mult.dtype}")
-    if groups and mult.min() < 1:
-        raise ValueError("row multiplicities must be >= 1")
-    if groups and mult.max() > n:
-        raise ValueError(f"row multiplicities must be <= the number of columns {n}, got {int(mult.max())}")
-    mult = mult.astype(np.int64)
-    total = sum(int(v) for v in mult)
-    if total != n:
-        raise ValueError(f"sum of row multiplicities {total} != number of columns {n}")
-    return mult
+    """Validated row multiplicities: int64, shape (groups,), each in [1, n], summing to n."""
+    return count_vector(rows, "rows (multiplicities)", groups, lowest=1, highest=n, total=n,
+                        too_low="row multiplicities must be >= 1, got {value}",
+                        too_high=f"row multiplicities must be <= the number of columns {n}, got {{value}}",
+                        total_message=f"sum of row multiplicities {{total}} != number of columns {n}")

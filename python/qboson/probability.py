@@ -8,7 +8,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _core
-from ._validation import UNITARY_ATOL, as_bool, as_int, check_memory, check_unitary, count_dtype, input_mode_array
+from ._validation import (UNITARY_ATOL, as_bool, as_int, check_memory, check_unitary, count_dtype, count_vector,
+                          input_mode_array)
 from .reference import n_patterns, output_patterns
 
 __all__ = ["probability", "probabilities"]
@@ -20,24 +21,10 @@ MAX_PATTERNS = 2_000_000
 
 
 def _pattern_array(pattern, m: int, n: int) -> np.ndarray:
-    try:
-        s = np.asarray(pattern)
-    except (ValueError, TypeError) as exc:  # ragged sequences
-        raise ValueError(f"pattern must be a 1-D array of {m} photon counts: {exc}") from None
-    if s.ndim != 1 or s.shape[0] != m:
-        raise ValueError(f"pattern must be a 1-D array of {m} photon counts, got shape {s.shape}")
-    if s.dtype == np.bool_ or not np.issubdtype(s.dtype, np.integer):
-        raise TypeError(f"pattern must hold integers, got dtype {s.dtype}")
-    if np.any(s < 0):
-        raise ValueError("pattern counts must be non-negative")
-    # Bound every count before summing: huge counts could wrap the sum round to n (and then
-    # ask for the factorial of 2**62).
-    if np.any(s > n):
-        raise ValueError(f"pattern has a count above the {n} photons sent in")
-    total = int(s.astype(np.int64).sum())
-    if total != n:
-        raise ValueError(f"pattern holds {total} photons but {n} were sent in")
-    return s.astype(np.int64)
+    return count_vector(pattern, "pattern (photon counts)", m, lowest=0, highest=n, total=n,
+                        too_low="pattern counts must be non-negative, got {value}",
+                        too_high=f"pattern has a count above the {n} photons sent in: {{value}}",
+                        total_message=f"pattern holds {{total}} photons but {n} were sent in")
 
 
 def probability(
