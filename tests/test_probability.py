@@ -107,3 +107,22 @@ def test_wrong_flag_types_are_refused():
         qboson.probability(u, [0], [1, 0, 0], distinguishable="no")  # truthy string
     with pytest.raises(TypeError, match="max_patterns"):
         qboson.probabilities(u, [0], max_patterns=10.0)
+
+
+def test_probability_out_of_reach_is_refused_at_once_not_hung():
+    # 40 photons in distinct outputs: a 2**39-term permanent, weeks of CPU; refused by the cost model
+    import time
+
+    u = qboson.haar_unitary(80, seed=1)
+    pattern = np.zeros(80, dtype=np.int64)
+    pattern[:40] = 1
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="max_seconds"):
+        qboson.probability(u, range(40), pattern)
+    assert time.perf_counter() - t0 < 5
+    with pytest.raises(ValueError, match="max_seconds"):
+        qboson.probability(u, range(40), pattern, max_seconds=float("nan"))
+    # a cheap pattern of as many photons (all in 2 outputs: 21 x 21 terms) still runs
+    bunched = np.zeros(80, dtype=np.int64)
+    bunched[:2] = 20
+    assert 0.0 <= qboson.probability(u, range(40), bunched) <= 1.0

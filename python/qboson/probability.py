@@ -8,8 +8,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _core
-from ._validation import (UNITARY_ATOL, as_bool, as_int, check_memory, check_unitary, count_dtype, count_vector,
-                          input_mode_array)
+from ._validation import (UNITARY_ATOL, as_bool, as_int, as_real, check_memory, check_unitary, count_dtype,
+                          count_vector, input_mode_array)
+from .cost import permanent_seconds
 from .reference import n_patterns, output_patterns
 
 __all__ = ["probability", "probabilities"]
@@ -34,6 +35,7 @@ def probability(
     *,
     distinguishable: bool = False,
     atol: float = UNITARY_ATOL,
+    max_seconds: Optional[float] = 3600.0,
 ) -> float:
     """Exact probability of one output pattern.
 
@@ -50,17 +52,28 @@ def probability(
         Photon counts per output mode, summing to ``len(input_modes)``.
     distinguishable : bool
         Probability for distinguishable photons instead.
+    max_seconds : float or None
+        Refuse (``ValueError``) when the estimated time of its permanent (one thread) exceeds this
+        (a number >= 0, not NaN; about an hour by default, as :func:`qboson.permanent`); ``None``
+        never refuses.
 
     Returns
     -------
     float
     """
     distinguishable = as_bool(distinguishable, "distinguishable")
+    if max_seconds is not None:
+        max_seconds = as_real(max_seconds, "max_seconds", minimum=0.0, allow_inf=True)
     u = check_unitary(unitary, atol=atol)
     m = u.shape[0]
     modes = input_mode_array(input_modes, None, m)
     _check_photons(modes.size)
     s = _pattern_array(pattern, m, modes.size)
+    if max_seconds is not None and modes.size:
+        est = permanent_seconds(modes.size, s[s > 0], threads=1)
+        if est > max_seconds:
+            raise ValueError(f"this {modes.size}-photon pattern's permanent would take about {est:.3g} s here "
+                             f"(max_seconds={max_seconds}); pass max_seconds=None to compute it anyway")
     return _probability(u, modes, s, distinguishable)
 
 
