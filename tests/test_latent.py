@@ -48,6 +48,9 @@ def test_bad_arguments_raise():
         make("quantum", dim=5, unitary=np.eye(4))
     with pytest.raises(ValueError, match="seed"):
         make("gaussian", dim=4, seed=-1)
+    for kind in ("quantum", "photonic", "pt_series"):  # at construction, not at the first sample
+        with pytest.raises(ValueError, match="unknown method 'zz'"):
+            make(kind, dim=8, seed=0, method="zz")
     with pytest.raises(ValueError, match="k must be"):
         make("gaussian", dim=4).sample(-1)
 

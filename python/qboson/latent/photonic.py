@@ -141,7 +141,11 @@ class PhotonLatent(Latent):
         self.input_modes = modes
         self.n_photons = int(modes.size)
         self.threads = None if threads is None else as_threads(threads)
-        self.method = str(method)
+        from ..sampling import METHODS
+
+        if not isinstance(method, str) or method not in METHODS:  # refused here, not at the first sample
+            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+        self.method = method
         if isinstance(noise, dict):
             from ..noise import NoiseModel
 
