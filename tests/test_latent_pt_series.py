@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,8 @@ def test_pt_series_spec_round_trip_and_bank(tmp_path):
     bank = generate_bank(z, 200, tmp_path / "pt", progress=False)
     assert bank.spec["name"] == "pt_series" and bank.spec["mean_source"] == "exact-noisy"
     np.testing.assert_allclose(bank.mean, z.mean)
+    rule = json.loads((tmp_path / "pt" / "bank.json").read_text())["normalisation"]["rule"]
+    assert rule.endswith("mean and std: exact-noisy")  # not "exact" (regression)
 
 
 def test_pt_series_per_mode_dark_counts_round_trip():
@@ -76,3 +80,15 @@ def test_pt_series_bad_arguments():
         make("pt_series", dim=8, seed=0, delays="1-x")
     with pytest.raises(TypeError):
         make("pt_series", dim=8, seed=0, p=0.5)
+
+
+def test_pt_series_bank_chunks_follow_measured_cost_not_the_lossless_model():
+    """Regression: the cost model assumes all 32 photons survive (~0.3 s a row), so banks of this
+    latent were cut into the smallest chunks (64 rows: ~1,600 files for 100k rows).  Under loss a
+    row costs milliseconds; the chunk size now comes from timing a few rows."""
+    from qboson.cost import estimate_cost
+    from qboson.latent.bank import default_chunk_size
+
+    lat = make("pt_series", 32, seed=0)
+    assert estimate_cost(lat.n_photons, lat.dim, 1, threads=1) > 0.1  # what the model alone would use
+    assert default_chunk_size(lat) >= 256

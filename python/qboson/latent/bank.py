@@ -267,6 +267,21 @@ def default_chunk_size(latent: Latent, seconds: float = 10.0) -> int:
     per_shot = estimate_cost(
         latent.n_photons, latent.dim, 1000, distinguishable=getattr(latent, "distinguishable", False), threads=1
     ) / 1000.0
+    if getattr(latent, "noise", None) is not None:
+        # Loss and post-selection change the photon numbers the cost model assumes (a PT-series
+        # latent of 32 photons costs ~2 ms a row, not the model's ~0.3 s), so time a few rows of the
+        # stream instead; the model over-estimates under loss, so the probe stays near a second.
+        import time
+
+        probe = int(min(256, max(1, 0.5 / max(per_shot, 1e-9))))
+        while True:  # at most ~1 s of probing: the first call's set-up must not dominate the timing
+            t0 = time.process_time()
+            latent.raw_at(0, probe, threads=1)
+            elapsed = time.process_time() - t0
+            if elapsed >= 0.2 or probe >= 256:
+                break
+            probe = min(256, probe * 4)
+        per_shot = elapsed / probe
     rows = int(seconds / max(per_shot, 1e-9))
     return int(min(65536, max(64, 1 << max(0, rows.bit_length() - 1))))
 
@@ -530,7 +545,8 @@ def _normalisation_record(latent: Latent) -> dict:
     rec: dict[str, Any] = {"centre": latent.centre, "scale": latent.scale}
     rec["mean"] = None if latent.mean is None else [float(x) for x in latent.mean]
     rec["std"] = None if latent.std is None else [float(x) for x in latent.std]
-    rec["rule"] = "z = (raw - mean if centre) / (std if scale); mean and std are exact"
+    source = getattr(latent, "mean_source", "exact")  # noisy and recorded latents: their own estimate
+    rec["rule"] = f"z = (raw - mean if centre) / (std if scale); mean and std: {source}"
     return rec
 
 
