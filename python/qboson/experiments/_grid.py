@@ -81,14 +81,36 @@ def add_training_arguments(parser, *, data_flag: str, data_help: str, stack_help
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def resolve_precision(settings: dict, args) -> None:
-    """``--precision``: recorded in the settings only for bf16, so grids made before the flag resume."""
-    precision = getattr(args, "precision", None) or settings.get("precision", "fp32")
+def resolve_settings(profile: dict, args, *, flags: Sequence[str], counts: Sequence[str], dim: int) -> dict:
+    """The settings of ``qboson experiment synthetic`` / ``mog``: ``profile`` overridden by the given
+    ``flags`` (argument names), the ``counts`` checked >= 1, ``--seed``, ``--latent-bank``,
+    ``--eval-at`` (kept inside the run) and ``--precision`` resolved.  ValueError names a bad flag."""
+    from . import _banks
+
+    s = dict(profile)
+    for key in flags:
+        v = getattr(args, key, None)
+        if v is not None:
+            s[key] = list(v) if isinstance(v, (list, tuple)) else v
+    s["seed"] = int(args.seed)
+    for key in counts:
+        if int(s[key]) < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {s[key]}")
+    if s["seed"] < 0:
+        raise ValueError(f"--seed must be >= 0, got {s['seed']}")
+    banks = _banks.resolve(getattr(args, "latent_bank", None), dim)
+    if banks:
+        s["latent_banks"] = banks
+    _banks.check_latents(s["latents"], banks)
+    s["eval_at"] = sorted({int(i) for i in s["eval_at"] if 0 < int(i) < s["iterations"]})
+    # --precision: recorded only for bf16, so grids made before the flag resume
+    precision = getattr(args, "precision", None) or s.get("precision", "fp32")
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"unknown precision {precision!r}; choose fp32 or bf16")
-    settings.pop("precision", None)
+    s.pop("precision", None)
     if precision == "bf16":
-        settings["precision"] = "bf16"
+        s["precision"] = "bf16"
+    return s
 
 
 def run_experiment(name: str, args, resolve_settings, run_grid, count_key: str) -> int:

@@ -293,24 +293,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_settings(args: argparse.Namespace) -> dict:
-    s = dict(PROFILES[args.profile])
-    for key in ("seeds", "iterations", "eval_at", "latents", "hidden", "batch_size", "critic_steps", "lr",
-                "objective", "gp_weight", "n_data", "n_latent", "n_gen"):
-        v = getattr(args, key, None)
-        if v is not None:
-            s[key] = list(v) if isinstance(v, (list, tuple)) else v
-    s["seed"] = int(args.seed)
-    for key in ("seeds", "iterations", "batch_size", "critic_steps", "n_data", "n_latent", "n_gen"):
-        if int(s[key]) < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {s[key]}")
-    if s["seed"] < 0:
-        raise ValueError(f"--seed must be >= 0, got {s['seed']}")
-    banks = _banks.resolve(getattr(args, "latent_bank", None), DIM)
-    if banks:
-        s["latent_banks"] = banks
-    _banks.check_latents(s["latents"], banks)
-    s["eval_at"] = sorted({int(i) for i in s["eval_at"] if 0 < int(i) < s["iterations"]})
-    _grid.resolve_precision(s, args)
+    """Profile defaults overridden by the flags that were given; validated."""
+    s = _grid.resolve_settings(
+        PROFILES[args.profile], args, dim=DIM,
+        flags=("seeds", "iterations", "eval_at", "latents", "hidden", "batch_size", "critic_steps", "lr", "objective",
+               "gp_weight", "n_data", "n_latent", "n_gen"),
+        counts=("seeds", "iterations", "batch_size", "critic_steps", "n_data", "n_latent", "n_gen"))
     gan_config(s)
     return s
 

@@ -330,26 +330,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_settings(args: argparse.Namespace) -> dict:
     """Profile defaults overridden by the flags that were given; validated."""
-    s = dict(PROFILES[args.profile])
-    for key in ("runs", "iterations", "eval_at", "datasets", "latents", "hidden", "batch_size", "critic_steps", "lr",
-                "optimizer", "objective", "gp_weight", "n_train", "n_latent", "n_gen", "n_mmd"):
-        v = getattr(args, key, None)
-        if v is not None:
-            s[key] = list(v) if isinstance(v, (list, tuple)) else v
-    s["seed"] = int(args.seed)
-    for key in ("runs", "iterations", "batch_size", "critic_steps", "n_train", "n_latent", "n_gen", "n_mmd"):
-        if int(s[key]) < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {s[key]}")
-    if s["seed"] < 0:
-        raise ValueError(f"--seed must be >= 0, got {s['seed']}")
+    s = _grid.resolve_settings(
+        PROFILES[args.profile], args, dim=DIM,
+        flags=("runs", "iterations", "eval_at", "datasets", "latents", "hidden", "batch_size", "critic_steps", "lr",
+               "optimizer", "objective", "gp_weight", "n_train", "n_latent", "n_gen", "n_mmd"),
+        counts=("runs", "iterations", "batch_size", "critic_steps", "n_train", "n_latent", "n_gen", "n_mmd"))
     if s["n_mmd"] < 2:
         raise ValueError("--n-mmd must be >= 2")
-    banks = _banks.resolve(getattr(args, "latent_bank", None), DIM)
-    if banks:
-        s["latent_banks"] = banks
-    _banks.check_latents(s["latents"], banks)
-    s["eval_at"] = sorted({int(i) for i in s["eval_at"] if 0 < int(i) < s["iterations"]})
-    _grid.resolve_precision(s, args)
     gan_config(s)  # validates the GAN settings
     return s
 
