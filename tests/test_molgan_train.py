@@ -160,6 +160,9 @@ def test_config_validation_and_profiles():
     assert (paper.iterations, paper.batch_size, paper.lr_generator, paper.lr_critic) == (20_000, 256, 1e-4, 1e-4)
     assert (paper.n_critic, paper.gp_weight, paper.permute_prob) == (5, 10.0, 0.3)
     assert paper.generator_widths == (64, 176, 288, 400, 512)
+    # the open choices: the reading that came closest to Table II (docs/qm9.md, reading B)
+    assert (paper.betas, paper.output_mode, paper.init, paper.decode) == ((0.0, 0.9), "gumbel", "xavier", "sample")
+    assert (TrainConfig().betas, TrainConfig().output_mode) == ((0.5, 0.9), "softmax")  # reading A stays reachable
     assert profile_config("quick").profile == "quick" and set(PROFILES) == {"quick", "paper"}
     assert TrainConfig(iterations=10, iteration_unit="generator").critic_steps == 50
     assert TrainConfig.from_dict(json.loads(paper.to_json())) == paper

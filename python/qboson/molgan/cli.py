@@ -19,12 +19,13 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="what an iteration counts: critic updates (default) or generator updates (5 critic each)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate of both networks")
-    p.add_argument("--betas", type=_betas, metavar="B1,B2", help="Adam betas (default 0.5,0.9)")
+    p.add_argument("--betas", type=_betas, metavar="B1,B2", help="Adam betas (profile paper: 0,0.9; quick: 0.5,0.9)")
     p.add_argument("--critic-input", dest="output_mode", choices=OUTPUT_MODES,
-                   help="what the critic sees of a generated graph: softmax (default), gumbel, gumbel_hard")
-    p.add_argument("--init", choices=INITS, help="weight initialisation (default: PyTorch's)")
+                   help="what the critic sees of a generated graph: softmax, gumbel, gumbel_hard "
+                        "(profile paper: gumbel; quick: softmax)")
+    p.add_argument("--init", choices=INITS, help="weight initialisation: default (PyTorch's) or xavier (profile paper: xavier)")
     p.add_argument("--decode", dest="train_decode", choices=DECODES,
-                   help="decoding at evaluation: argmax (default) or sample (seeded categorical draws)")
+                   help="decoding at evaluation: argmax or sample (seeded categorical draws; both profiles)")
     p.add_argument("--curve-points", type=int, help="evaluations during training (default 10; 0 = none)")
     p.add_argument("--curve-samples", type=int, help="molecules per curve evaluation (default 2000)")
     p.add_argument("--precision", choices=PRECISIONS,
