@@ -231,3 +231,16 @@ def test_numpy_transcriptions_against_independent_references():
         for col in range(n + 1):
             exp_minor = permanent_ryser(np.delete(b, col, axis=1))
             assert abs(minors[col] - exp_minor) <= 1e-11 * max(1.0, abs(exp_minor))
+
+
+def test_overflowing_permanent_is_refused_not_returned_as_nan():
+    # found by hypothesis: finite entries near 1e300 overflow the Glynn sums to inf - inf = nan,
+    # which was returned as the permanent
+    a = np.array([[1.26e299 - 5.36e299j, -1.32e299 + 3.62e299j],
+                  [6.40e299 + 1.30e300j, 1.05e299 + 9.47e299j]])
+    for extended in (False, True):
+        with pytest.raises(ValueError, match="overflows double precision"):
+            qboson.permanent(a, extended=extended)
+    b = a / 1e299  # the rescaling the message suggests
+    scaled = qboson.permanent(b)
+    assert abs(scaled - (b[0, 0] * b[1, 1] + b[0, 1] * b[1, 0])) < 1e-12 * abs(scaled)

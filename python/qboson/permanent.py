@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cmath
 from typing import Optional
 
 import numpy as np
@@ -74,7 +75,12 @@ def permanent(
                 f"a {n}x{n} permanent would take about {est:.3g} s here (max_seconds={max_seconds}); "
                 "pass max_seconds=None to run it anyway"
             )
-    return complex(_core.permanent(arr, mult, threads, bool(extended)))
+    value = complex(_core.permanent(arr, mult, threads, bool(extended)))
+    if not cmath.isfinite(value):  # finite entries (checked above), so the sum overflowed a double
+        big = float(np.abs(arr).max())
+        raise ValueError(f"the permanent overflows double precision (largest |entry| {big:.3g}); rescale the "
+                         f"matrix, since per(c a) = c**{n} per(a)")
+    return value
 
 
 def _multiplicities(rows, groups: int, n: int) -> np.ndarray:
