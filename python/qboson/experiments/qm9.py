@@ -216,7 +216,8 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
         def lock(d: Path) -> str:  # absolute paths: the workers' working folders differ from ours
             return str(d.resolve().parent / f".{d.name}.lock")
 
-        if getattr(args, "stack", 1) > 1:  # one task per stack, holding the locks of all its runs
+        stacked = getattr(args, "stack", 1) > 1
+        if stacked:  # one task per stack, holding the locks of all its runs
             groups = _stack_groups(todo, args.stack)
             tasks = [GridTask(f"stack-{g[0][1].name}-{len(g)}",
                               ([c.to_dict() for c, _ in g], [str(d.resolve()) for _, d in g], False, args.device),
@@ -229,11 +230,9 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
         count = iter(range(1, len(todo) + 1))
 
         def on_result(task, result) -> None:
-            if fn is _run_stack:
-                for run_dir, r in zip(task.args[1], result):
-                    _report(next(count), len(todo), Path(run_dir), r)
-            else:
-                _report(next(count), len(todo), Path(task.args[1]), result)
+            dirs, results = (task.args[1], result) if stacked else ([task.args[1]], [result])
+            for run_dir, r in zip(dirs, results):
+                _report(next(count), len(todo), Path(run_dir), r)
             progress_table()
 
         run_tasks(fn, tasks, client=scheduler, n_workers=dask_workers, on_result=on_result)
