@@ -414,6 +414,25 @@ def test_cli_flags_reach_the_config(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "run")["critic_step"] == 10
 
 
+def test_cli_config_file_may_be_a_runs_own_config(tmp_path, monkeypatch):
+    # regression: a run's config.json (which names its profile, dim and seed) given to --config
+    # failed with "multiple values for argument 'profile'", and --dim/--seed defaults replaced its values
+    monkeypatch.setattr(GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _data()))
+    small = {k: v for k, v in TINY.items() if k not in ("latent", "dim", "seed", "iterations")}
+    (tmp_path / "cfg.json").write_text(json.dumps(small))
+    first = ["train", "--latent", "gaussian", "--dim", "4", "--seed", "3", "--profile", "quick", "--out",
+             str(tmp_path / "run"), "--config", str(tmp_path / "cfg.json"), "--no-progress", "--iterations", "2"]
+    assert _cli(first) == 0
+    again = ["train", "--latent", "gaussian", "--out", str(tmp_path / "again"), "--no-progress",
+             "--config", str(tmp_path / "run" / "config.json")]
+    assert _cli(again) == 0
+    assert load_checkpoint(tmp_path / "again")["config"] == load_checkpoint(tmp_path / "run")["config"]
+    # flags given still win over the file
+    assert _cli(again[:4] + [str(tmp_path / "paper")] + again[5:] + ["--profile", "paper", "--seed", "5"]) == 0
+    cfg = load_checkpoint(tmp_path / "paper")["config"]
+    assert (cfg["profile"], cfg["seed"], cfg["dim"]) == ("paper", 5, 4)
+
+
 def test_cli_betas_must_be_two_numbers(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _cli(["train", "--latent", "gaussian", "--out", str(tmp_path / "x"), "--betas", "0.9"])

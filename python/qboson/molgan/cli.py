@@ -58,10 +58,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train MolGAN on QM9 with a latent",
                               description="Train MolGAN (WGAN-GP, R-GCN critic) on QM9 with a latent distribution.")
     p.add_argument("--latent", required=True, help="latent name: quantum, photonic, gaussian, bernoulli, ...")
-    p.add_argument("--dim", type=int, default=16, help="latent dimension (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="run seed: circuit, weights, data order (default 0)")
+    p.add_argument("--dim", type=int, help="latent dimension (default: the --config file's, else 16)")
+    p.add_argument("--seed", type=int,
+                   help="run seed: circuit, weights, data order (default: the --config file's, else 0)")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--profile", choices=sorted(PROFILES), default="paper", help="settings profile (default paper)")
+    p.add_argument("--profile", choices=sorted(PROFILES),
+                   help="settings profile (default: the --config file's, else paper)")
     p.add_argument("--iterations", type=int, help="override the profile's iteration count")
     add_training_flags(p)
     p.add_argument("--threads", type=int, help="torch threads (default 1)")
@@ -97,13 +99,16 @@ def _train(args: argparse.Namespace) -> int:
     try:
         if args.config:
             overrides.update(_read_config_file(args.config))
+        # a run's own config.json names its profile: it applies unless --profile says otherwise
+        file_profile = overrides.pop("profile", None)
+        profile = args.profile or file_profile or "paper"
         flags = dict(latent=args.latent, dim=args.dim, seed=args.seed, iterations=args.iterations,
                      threads=args.threads, checkpoint_every=args.checkpoint_every, **training_overrides(args))
         # a flag not given must not undo the --config file's value
         overrides.update({k: v for k, v in flags.items() if v is not None})
         if args.latent_bank:
             overrides.update(latent_bank_path=str(Path(args.latent_bank).resolve()))
-        config = profile_config(args.profile, **overrides)
+        config = profile_config(profile, **overrides)
         if args.resume and (Path(args.out) / CHECKPOINT).exists():
             # the run's own config wins (only the iteration count may be extended)
             saved = TrainConfig.from_dict(load_checkpoint(args.out)["config"])
