@@ -1,0 +1,184 @@
+"""MolGAN throughput of the whole machine: one run on all cores against one process per core.
+
+    python bench/bench_molgan_cores.py --trained runs/q16-s0/checkpoint.pt
+    python bench/bench_molgan_cores.py --trained CKPT --steps 20 --rounds 3 --markdown table.md
+
+The issue's target is counted on the machine, not on one thread: critic updates per second
+summed over every run the machine trains at once, against "today's single run", which is
+``qboson train`` with one torch thread per core on a trained checkpoint.  Each setting here
+starts from copies of ``--trained`` (subnormal floats appear only once the generator is
+sharp) and runs the same loops ``qboson train`` and ``qboson experiment qm9 --stack K`` run:
+
+* ``train`` with ``--cores`` torch threads, subnormals flushed (today's default) and not
+  flushed (the loop as the issue timed it);
+* ``--cores`` processes side by side, one torch thread each, each training one run
+  (``train``) or a stack of K runs (``train_stack``), in fp32 or bf16.
+
+Every process first takes ``--warmup`` critic updates, then all of them wait at one barrier
+and time ``--steps`` critic updates together; the figure is ``runs x steps x processes``
+divided by the wall time from the barrier to the last process's last update (checkpoint
+writing excluded).  Settings are interleaved over ``--rounds`` rounds and the median is
+reported, so a changing machine load hits every setting alike.  Read the ratio column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, precision: str, flush: bool,
+            warmup: int, steps: int, barrier, queue) -> None:
+    """One process of a setting: ``runs`` copies of the checkpoint, ``warmup`` updates, barrier, ``steps`` timed."""
+    import torch
+
+    from qboson.molgan import GraphData, TrainConfig, train
+    from qboson.molgan.stacked import train_stack
+
+    torch.set_num_threads(threads)
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # a plain-data checkpoint only
+    base = TrainConfig.from_dict(ckpt["config"]).replace(
+        threads=threads, precision=precision, flush_denormal=flush, checkpoint_every=10**6, log_every=1,
+        curve_points=0, iteration_unit="critic", iterations=10**7)  # a log row (and callback) every critic update
+    configs = [base.replace(seed=base.seed + j) for j in range(runs)]
+    dirs = [os.path.join(root, f"run{j}") for j in range(runs)]
+    bank = np.load(os.path.join(os.path.dirname(ckpt_path), "latent_bank.npy"), allow_pickle=False)
+    for c, d in zip(configs, dirs):
+        os.makedirs(d)
+        torch.save({**ckpt, "config": c.to_dict()}, os.path.join(d, "checkpoint.pt"))
+        np.save(os.path.join(d, "latent_bank.npy"), bank)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            f.write(c.to_json())
+    start = int(ckpt["critic_step"])
+    first, last = start + warmup, start + warmup + steps
+    marks: dict = {}
+
+    def on_row(row: dict) -> None:
+        if row["critic_step"] == first:
+            barrier.wait()
+            marks["t0"] = time.perf_counter()
+        elif row["critic_step"] == last:
+            marks["t1"] = time.perf_counter()
+
+    data = GraphData.qm9_train(base.data_seed)
+    if loop == "train":
+        train(configs[0], dirs[0], data=data, resume=True, progress=False, stop_after=last, callback=on_row)
+    else:
+        train_stack(configs, dirs, data=data, resume=True, progress=False, stop_after=last,
+                    callback=lambda k, row: on_row(row) if k == 0 else None)
+    queue.put((marks["t0"], marks["t1"]))
+
+
+def _settings(cores: int, ks: list[int]) -> list[dict]:
+    out = [dict(name=f"`train`, {cores} threads, no denormal flush (the issue's baseline)", loop="train", procs=1,
+                runs=1, threads=cores, precision="fp32", flush=False),
+           dict(name=f"`train`, {cores} threads", loop="train", procs=1, runs=1, threads=cores, precision="fp32",
+                flush=True),
+           dict(name=f"{cores} x `train`, 1 thread each", loop="train", procs=cores, runs=1, threads=1,
+                precision="fp32", flush=True)]
+    for k in ks:
+        for prec in ("fp32", "bf16"):
+            out.append(dict(name=f"{cores} x `train_stack` K={k} {prec}, 1 thread each", loop="stack", procs=cores,
+                            runs=k, threads=1, precision=prec, flush=True))
+    return out
+
+
+def run_setting(s: dict, ckpt: str, warmup: int, steps: int) -> float:
+    """Wall seconds for ``steps`` critic updates of every run of setting ``s`` (all processes at once)."""
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(s["procs"]), ctx.Queue()
+    root = tempfile.mkdtemp(prefix="qboson-bench-cores-")
+    try:
+        procs = [ctx.Process(target=_worker, args=(ckpt, os.path.join(root, f"p{i}"), s["loop"], s["runs"],
+                                                   s["threads"], s["precision"], s["flush"], warmup, steps,
+                                                   barrier, queue)) for i in range(s["procs"])]
+        for p in procs:
+            p.start()
+        marks = [queue.get(timeout=3600) for _ in procs]
+        for p in procs:
+            p.join()
+            if p.exitcode != 0:
+                raise RuntimeError(f"a benchmark process of {s['name']} failed (exit code {p.exitcode})")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return max(t1 for _, t1 in marks) - min(t0 for t0, _ in marks)
+
+
+def bench_cores(ckpt: str, cores: int, ks: list[int], warmup: int, steps: int, rounds: int) -> dict:
+    settings = _settings(cores, ks)
+    walls: list[list[float]] = [[] for _ in settings]
+    for r in range(rounds):
+        for i, s in enumerate(settings):
+            walls[i].append(run_setting(s, ckpt, warmup, steps))
+            per = walls[i][-1] / (steps * s["runs"] * s["procs"])
+            print(f"round {r + 1}/{rounds} {s['name']}: {1000 * per:.1f} ms per critic update per run (machine)",
+                  file=sys.stderr, flush=True)
+    rows = []
+    for s, w in zip(settings, walls):
+        wall = float(np.median(w))
+        updates = steps * s["runs"] * s["procs"]
+        rows.append({**s, "wall_s": wall, "walls": w, "updates_per_s": updates / wall,
+                     "ms_per_update_per_run": 1000 * wall / updates})
+    base = rows[0]["updates_per_s"]
+    for row in rows:
+        row["speedup"] = row["updates_per_s"] / base
+    return {"checkpoint": ckpt, "critic_step": _critic_step(ckpt), "cores": cores, "warmup": warmup,
+            "steps": steps, "rounds": rounds, "rows": rows}
+
+
+def _critic_step(ckpt: str) -> int:
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["critic_step"])
+
+
+def table(result: dict) -> str:
+    lines = ["| setting | runs at once | ms per critic update per run (machine) | critic updates/s (sum) | "
+             "vs baseline |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['name']} | {r['runs'] * r['procs']} | {r['ms_per_update_per_run']:.1f} | "
+                     f"{r['updates_per_s']:.2f} | {r['speedup']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trained", required=True, help="a trained run's checkpoint.pt (its latent_bank.npy beside it)")
+    p.add_argument("--cores", type=int, default=os.cpu_count(), help="processes / threads (default: all CPUs)")
+    p.add_argument("--stacks", default="8", help="stack sizes K to time (default 8)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed critic updates per process (default 3)")
+    p.add_argument("--steps", type=int, default=20, help="timed critic updates per round (default 20)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--markdown", help="also write the table to this file")
+    p.add_argument("--json", help="write the raw numbers here")
+    args = p.parse_args(argv)
+    if args.cores < 1 or args.steps < 1 or args.rounds < 1 or args.warmup < 1:
+        p.error("--cores, --steps, --rounds and --warmup must be positive")
+    load0 = os.getloadavg()
+    result = bench_cores(args.trained, args.cores, [int(k) for k in args.stacks.split(",")], args.warmup,
+                         args.steps, args.rounds)
+    result["load_average"] = [load0, os.getloadavg()]
+    text = table(result) + (
+        f"\nfrom `{args.trained}` (critic step {result['critic_step']}), median of {args.rounds} rounds of "
+        f"{args.steps} critic updates after {args.warmup} untimed ones; load average {load0[0]:.1f} at start, "
+        f"{result['load_average'][1][0]:.1f} at end ({os.cpu_count()} CPUs)\n")
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
