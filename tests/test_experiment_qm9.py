@@ -15,6 +15,7 @@ import importlib  # noqa: E402
 
 from qboson.experiments import qm9  # noqa: E402
 from qboson.molgan.config import PROFILES  # noqa: E402
+from qm9_fakes import fake_data, fake_evaluate  # noqa: E402
 
 molgan_train = importlib.import_module("qboson.molgan.trainer")
 molgan_evaluate = importlib.import_module("qboson.molgan.evaluate")
@@ -52,12 +53,6 @@ def test_summarise_mean_and_standard_error():
     assert lines[3].startswith("| gaussian | 16 | 1 | 3.000 | n/a | 1 |")
 
 
-def _fake_data(data_seed: int = 0):
-    rng = np.random.default_rng(0)
-    adj = np.triu(rng.integers(0, 4, (40, 9, 9)), 1)
-    return molgan_train.GraphData(rng.integers(0, 5, (40, 9)), adj + adj.transpose(0, 2, 1))
-
-
 def _args(tmp_path, **kw):
     parser = argparse.ArgumentParser()
     qm9.add_arguments(parser)
@@ -71,7 +66,7 @@ def _args(tmp_path, **kw):
 @pytest.fixture
 def tiny_grid(monkeypatch):
     """QM9 replaced by random graphs, the chemistry metrics by counts of the decoded graphs."""
-    monkeypatch.setattr(molgan_train.GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _fake_data()))
+    monkeypatch.setattr(molgan_train.GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: fake_data()))
     monkeypatch.setattr(qm9, "_prepare_shared_caches", lambda config: None)
     monkeypatch.setitem(PROFILES, "quick", {**PROFILES["quick"], **TINY})
     calls = {"train": [], "evaluate": []}
@@ -81,23 +76,12 @@ def tiny_grid(monkeypatch):
         calls["train"].append(str(out_dir))
         return real_train(config, out_dir, **kw)
 
-    def fake_evaluate(run_dir, *, threads=1, **kw):
+    def counting_evaluate(run_dir, **kw):
         calls["evaluate"].append(str(run_dir))
-        gen, config, info = molgan_evaluate.load_generator(run_dir)
-        z = np.random.default_rng(0).standard_normal((config.eval_samples, config.dim)).astype(np.float32)
-        nodes, adj = molgan_evaluate.generate_graphs(gen, z)
-        n_atoms = int((nodes > 0).sum())
-        result = {"n": len(nodes), "valid": n_atoms % 7, "valid_loose": n_atoms % 11, "valid_unique": n_atoms % 5,
-                  "novel": n_atoms % 3, "fcd": float(adj.mean()), "n_fcd": 3, "latent": config.latent,
-                  "dim": config.dim, "seed": config.seed, "iteration": info["iteration"]}
-        with open(f"{run_dir}/eval.json", "w") as f:
-            f.write(json.dumps(result))
-        with open(f"{run_dir}/samples.smi", "w") as f:
-            f.write("CCO\nC1CC1\n\nCCO\n")
-        return result
+        return fake_evaluate(run_dir, **kw)
 
     monkeypatch.setattr(molgan_train, "train", counting_train)
-    monkeypatch.setattr(molgan_evaluate, "evaluate_run", fake_evaluate)
+    monkeypatch.setattr(molgan_evaluate, "evaluate_run", counting_evaluate)
     return calls
 
 

@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from qboson.experiments import qm9  # noqa: E402
 from qboson.experiments._dask_runner import _call, file_lock  # noqa: E402
 from qboson.molgan.config import PROFILES  # noqa: E402
+from qm9_fakes import fake_data, fake_evaluate  # noqa: E402
 
 molgan_train = importlib.import_module("qboson.molgan.trainer")
 molgan_stacked = importlib.import_module("qboson.molgan.stacked")
@@ -44,27 +45,6 @@ TIMING = {"elapsed_s", "train_seconds", "iterations_per_second", "wall_seconds",
 
 
 # --- the replacements, installed in this process (monkeypatch) and in every worker (dask_setup) ---
-
-def _fake_data(data_seed: int = 0):
-    rng = np.random.default_rng(0)
-    adj = np.triu(rng.integers(0, 4, (40, 9, 9)), 1)
-    return molgan_train.GraphData(rng.integers(0, 5, (40, 9)), adj + adj.transpose(0, 2, 1))
-
-
-def _fake_evaluate(run_dir, *, threads=1, **kw):
-    from qboson._atomic import atomic_write_text
-
-    gen, config, info = molgan_evaluate.load_generator(run_dir)
-    z = np.random.default_rng(0).standard_normal((config.eval_samples, config.dim)).astype(np.float32)
-    nodes, adj = molgan_evaluate.generate_graphs(gen, z)
-    n_atoms = int((nodes > 0).sum())
-    result = {"n": len(nodes), "valid": n_atoms % 7, "valid_loose": n_atoms % 11, "valid_unique": n_atoms % 5,
-              "novel": n_atoms % 3, "fcd": float(adj.mean()), "n_fcd": 3, "latent": config.latent,
-              "dim": config.dim, "seed": config.seed, "iteration": info["iteration"]}
-    atomic_write_text(Path(run_dir) / "samples.smi", "CCO\nC1CC1\n\nCCO\n")
-    atomic_write_text(Path(run_dir) / "eval.json", json.dumps(result))
-    return result
-
 
 def _side_folder(run_dir, kind: str) -> Path:
     grid = Path(run_dir).parent
@@ -124,10 +104,10 @@ def _install_fakes(set_attr) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return real_train_stack(configs, out_dirs, **kw)
 
-    set_attr(molgan_train.GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _fake_data()))
+    set_attr(molgan_train.GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: fake_data()))
     set_attr(molgan_train, "train", train)
     set_attr(molgan_stacked, "train_stack", train_stack)
-    set_attr(molgan_evaluate, "evaluate_run", _fake_evaluate)
+    set_attr(molgan_evaluate, "evaluate_run", fake_evaluate)
 
 
 def dask_setup(worker) -> None:
@@ -269,24 +249,20 @@ def test_stacked_dask_grid_matches_local_stacked_grid(client, stacked_reference,
     assert "[4/4]" in capsys.readouterr().err
 
 
-def test_killed_worker_resumes_its_stack_from_the_checkpoints(client, stacked_reference, driver, tmp_path):
-    out = tmp_path / "grid"
-    marker = _fault(out, "kill", "gaussian-d4-s0")  # the first run of the first stack
-    assert qm9.run(_args(out, scheduler=client.scheduler.address, stack=2)) == 0
-    assert not marker.exists()
-    assert_same_grid(out, stacked_reference)  # resumed from critic step 2, still bit for bit
-    assert _calls(out) == sorted(RUNS + ["bernoulli-d4-s0", "gaussian-d4-s0"])
-    client.wait_for_workers(2, timeout=60)
-
-
-def test_killed_worker_resumes_its_run_from_the_checkpoint(client, reference, driver, tmp_path):
+@pytest.mark.parametrize("stack, reference_fixture, retrained", [
+    (1, "reference", ["gaussian-d4-s0"]),
+    # the killed run is the first of the first stack: both runs of that stack start again
+    (2, "stacked_reference", ["bernoulli-d4-s0", "gaussian-d4-s0"]),
+], ids=["single-runs", "stacks"])
+def test_killed_worker_resumes_from_the_checkpoints(client, driver, tmp_path, request, stack, reference_fixture,
+                                                    retrained):
     out = tmp_path / "grid"
     marker = _fault(out, "kill", "gaussian-d4-s0")
-    assert qm9.run(_args(out, scheduler=client.scheduler.address)) == 0
+    assert qm9.run(_args(out, scheduler=client.scheduler.address, stack=stack)) == 0
     assert not marker.exists()  # the worker did die
-    # the killed run was started again on a live worker and resumed: it still matches bit for bit
-    assert_same_grid(out, reference)
-    assert _calls(out) == sorted(RUNS + ["gaussian-d4-s0"])
+    # the killed task was started again on a live worker and resumed from critic step 2: still bit for bit
+    assert_same_grid(out, request.getfixturevalue(reference_fixture))
+    assert _calls(out) == sorted(RUNS + retrained)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
 
 
@@ -473,5 +449,5 @@ def test_ctrl_c_stops_local_workers_and_a_rerun_resumes_from_checkpoints(tmp_pat
     for run in interrupted:  # resumed, not restarted, and equal to an uninterrupted local training
         assert stopped_at[run] < 300 and _calls(out).count(run) == 2
         config = molgan_train.TrainConfig.from_dict(json.loads((out / run / "config.json").read_text()))
-        molgan_train.train(config, tmp_path / "local" / run, data=_fake_data(), progress=False)
+        molgan_train.train(config, tmp_path / "local" / run, data=fake_data(), progress=False)
         _same(molgan_train.load_checkpoint(out / run), molgan_train.load_checkpoint(tmp_path / "local" / run), run)
