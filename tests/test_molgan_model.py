@@ -179,3 +179,23 @@ def test_without_torch(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"qboson\[torch\]"):
         importlib.import_module("qboson.molgan")
+
+
+def test_relaxed_probabilities_are_never_subnormal():
+    # regression: a sharp generator's softmax gave subnormal probabilities, on which torch's CPU exp
+    # (and every product after it) ran tens of times slower; the floor keeps them normal floats
+    from qboson.molgan.model import _softmax_last
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 9, 9, 5, generator=g) * 300.0  # many classes 100+ below the top one
+    logits.requires_grad_(True)
+    p = _softmax_last(logits)
+    tiny = torch.finfo(torch.float32).tiny
+    assert bool(((p == 0) | (p >= tiny)).all()) and bool((p > 0).all())
+    ref = torch.softmax(logits.double(), -1)
+    torch.testing.assert_close(p.double(), ref, rtol=1e-5, atol=1e-34)
+    # gradients agree with torch's softmax to float rounding
+    w = torch.randn(p.shape, generator=g)
+    (gp,) = torch.autograd.grad((p * w).sum(), logits)
+    (gr,) = torch.autograd.grad((torch.softmax(logits, -1) * w).sum(), logits)
+    torch.testing.assert_close(gp, gr, rtol=1e-5, atol=1e-6)

@@ -223,10 +223,22 @@ def relax_with_noise(edges: torch.Tensor, nodes: torch.Tensor, mode: str, temper
     return e, x
 
 
+#: lower bound of the shifted logits: exp(-80) ~ 1.8e-35 is a normal float32 (the smallest is ~1.2e-38)
+_LOGIT_FLOOR = -80.0
+
+
 def _softmax_last(x: torch.Tensor) -> torch.Tensor:
     """``torch.softmax(x, -1)`` for a short last axis (4-5 classes here), where torch's kernel
-    ran ~6x slower than these elementwise ops; equal to it up to float rounding."""
-    e = torch.exp(x - x.amax(-1, keepdim=True).detach())  # the shift cancels: no gradient through it
+    ran ~6x slower than these elementwise ops; equal to it up to float rounding.
+
+    The shifted logits are floored at -80, so no probability is a subnormal float (or zero):
+    a sharp generator puts most classes 100+ below the top one, and torch's CPU ``exp`` ran
+    40-60x slower on inputs whose result is subnormal, even with subnormals flushed.  A
+    class below the floor gets probability ~1e-35 instead of < 1e-38 (and no gradient),
+    which is below the float32 rounding of every probability that sums with it to 1.
+    """
+    shifted = x - x.amax(-1, keepdim=True).detach()  # the shift cancels: no gradient through it
+    e = torch.exp(shifted.clamp_min(_LOGIT_FLOOR))
     return e / e.sum(-1, keepdim=True)
 
 
