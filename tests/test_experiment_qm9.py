@@ -123,7 +123,8 @@ def test_grid_runs_resumes_and_skips_finished_runs(tmp_path, tiny_grid, capsys):
 def test_grid_refuses_a_run_made_with_other_settings(tmp_path, tiny_grid, capsys):
     assert qm9.run(_args(tmp_path, no_plots=True, seeds="0", latents="gaussian")) == 0
     assert qm9.run(_args(tmp_path, no_plots=True, seeds="0", latents="gaussian", iterations=8)) == 2
-    assert "other settings" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "other settings (iterations 6 there, 8 asked)" in err  # says what differs, and how
     assert qm9.run(_args(tmp_path, latents="gaussian,klingon")) == 2
     assert "klingon" in capsys.readouterr().err
 

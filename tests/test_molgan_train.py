@@ -162,6 +162,7 @@ def test_config_validation_and_profiles():
     assert paper.generator_widths == (64, 176, 288, 400, 512)
     # the open choices: the reading that came closest to Table II (docs/qm9.md, reading B)
     assert (paper.betas, paper.output_mode, paper.init, paper.decode) == ((0.0, 0.9), "gumbel", "xavier", "sample")
+    assert (paper.iteration_unit, paper.critic_steps) == ("generator", 100_000)  # 20,000 generator updates
     assert (TrainConfig().betas, TrainConfig().output_mode) == ((0.5, 0.9), "softmax")  # reading A stays reachable
     assert profile_config("quick").profile == "quick" and set(PROFILES) == {"quick", "paper"}
     assert TrainConfig(iterations=10, iteration_unit="generator").critic_steps == 50

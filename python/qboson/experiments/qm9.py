@@ -171,8 +171,9 @@ def _check_existing(config, run_dir: Path) -> None:
         mine = config.to_dict()
         diff = sorted(k for k in mine if saved.get(k) != mine[k])
         if diff:
-            raise ValueError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); "
-                             f"use another --out or remove it")
+            said = ", ".join(f"{k} {saved.get(k)!r} there, {mine[k]!r} asked" for k in diff)
+            raise ValueError(f"{run_dir} holds a run with other settings ({said}); give the flags that "
+                             f"match it (docs/qm9.md: the open choices), or use another --out")
 
 
 OUT_KIND = "experiment-qm9"
