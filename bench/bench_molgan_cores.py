@@ -77,7 +77,7 @@ def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, preci
     queue.put((marks["t0"], marks["t1"]))
 
 
-def _settings(cores: int, ks: list[int]) -> list[dict]:
+def _settings(cores: int, ks: list[int], precisions: list[str]) -> list[dict]:
     out = [dict(name=f"`train`, {cores} threads, no denormal flush (the issue's baseline)", loop="train", procs=1,
                 runs=1, threads=cores, precision="fp32", flush=False),
            dict(name=f"`train`, {cores} threads", loop="train", procs=1, runs=1, threads=cores, precision="fp32",
@@ -85,7 +85,7 @@ def _settings(cores: int, ks: list[int]) -> list[dict]:
            dict(name=f"{cores} x `train`, 1 thread each", loop="train", procs=cores, runs=1, threads=1,
                 precision="fp32", flush=True)]
     for k in ks:
-        for prec in ("fp32", "bf16"):
+        for prec in precisions:
             out.append(dict(name=f"{cores} x `train_stack` K={k} {prec}, 1 thread each", loop="stack", procs=cores,
                             runs=k, threads=1, precision=prec, flush=True))
     return out
@@ -112,8 +112,9 @@ def run_setting(s: dict, ckpt: str, warmup: int, steps: int) -> float:
     return max(t1 for _, t1 in marks) - min(t0 for t0, _ in marks)
 
 
-def bench_cores(ckpt: str, cores: int, ks: list[int], warmup: int, steps: int, rounds: int) -> dict:
-    settings = _settings(cores, ks)
+def bench_cores(ckpt: str, cores: int, ks: list[int], precisions: list[str], warmup: int, steps: int,
+                rounds: int) -> dict:
+    settings = _settings(cores, ks, precisions)
     walls: list[list[float]] = [[] for _ in settings]
     for r in range(rounds):
         for i, s in enumerate(settings):
@@ -154,6 +155,7 @@ def main(argv=None) -> int:
     p.add_argument("--trained", required=True, help="a trained run's checkpoint.pt (its latent_bank.npy beside it)")
     p.add_argument("--cores", type=int, default=os.cpu_count(), help="processes / threads (default: all CPUs)")
     p.add_argument("--stacks", default="8", help="stack sizes K to time (default 8)")
+    p.add_argument("--precisions", default="fp32,bf16", help="precisions of the stacks (default fp32,bf16)")
     p.add_argument("--warmup", type=int, default=3, help="untimed critic updates per process (default 3)")
     p.add_argument("--steps", type=int, default=20, help="timed critic updates per round (default 20)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
@@ -163,8 +165,8 @@ def main(argv=None) -> int:
     if args.cores < 1 or args.steps < 1 or args.rounds < 1 or args.warmup < 1:
         p.error("--cores, --steps, --rounds and --warmup must be positive")
     load0 = os.getloadavg()
-    result = bench_cores(args.trained, args.cores, [int(k) for k in args.stacks.split(",")], args.warmup,
-                         args.steps, args.rounds)
+    result = bench_cores(args.trained, args.cores, [int(k) for k in args.stacks.split(",")],
+                         args.precisions.split(","), args.warmup, args.steps, args.rounds)
     result["load_average"] = [load0, os.getloadavg()]
     text = table(result) + (
         f"\nfrom `{args.trained}` (critic step {result['critic_step']}), median of {args.rounds} rounds of "
