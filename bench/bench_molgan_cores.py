@@ -9,8 +9,8 @@ summed over every run the machine trains at once, against "today's single run", 
 starts from copies of ``--trained`` (subnormal floats appear only once the generator is
 sharp) and runs the same loops ``qboson train`` and ``qboson experiment qm9 --stack K`` run:
 
-* ``train`` with ``--cores`` torch threads, subnormals flushed (today's default) and not
-  flushed (the loop as the issue timed it);
+* ``train`` with ``--cores`` torch threads as it runs today, and as the issue timed it
+  (torch's softmax, whose outputs go subnormal, and no flush of subnormals): the baseline;
 * ``--cores`` processes side by side, one torch thread each, each training one run
   (``train``) or a stack of K runs (``train_stack``), in fp32 or bf16.
 
@@ -36,13 +36,16 @@ import numpy as np
 
 
 def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, precision: str, flush: bool,
-            warmup: int, steps: int, barrier, queue) -> None:
+            legacy: bool, warmup: int, steps: int, barrier, queue) -> None:
     """One process of a setting: ``runs`` copies of the checkpoint, ``warmup`` updates, barrier, ``steps`` timed."""
     import torch
 
     from qboson.molgan import GraphData, TrainConfig, train
+    from qboson.molgan import model
     from qboson.molgan.stacked import train_stack
 
+    if legacy:  # the softmax as it was when the issue timed the loop: torch's kernel, no floor
+        model._softmax_last = lambda x: torch.softmax(x, -1)
     torch.set_num_threads(threads)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # a plain-data checkpoint only
     base = TrainConfig.from_dict(ckpt["config"]).replace(
@@ -78,16 +81,16 @@ def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, preci
 
 
 def _settings(cores: int, ks: list[int], precisions: list[str]) -> list[dict]:
-    out = [dict(name=f"`train`, {cores} threads, no denormal flush (the issue's baseline)", loop="train", procs=1,
-                runs=1, threads=cores, precision="fp32", flush=False),
+    out = [dict(name=f"`train`, {cores} threads, torch softmax, no denormal flush (the issue's baseline)",
+                loop="train", procs=1, runs=1, threads=cores, precision="fp32", flush=False, legacy=True),
            dict(name=f"`train`, {cores} threads", loop="train", procs=1, runs=1, threads=cores, precision="fp32",
-                flush=True),
+                flush=True, legacy=False),
            dict(name=f"{cores} x `train`, 1 thread each", loop="train", procs=cores, runs=1, threads=1,
-                precision="fp32", flush=True)]
+                precision="fp32", flush=True, legacy=False)]
     for k in ks:
         for prec in precisions:
             out.append(dict(name=f"{cores} x `train_stack` K={k} {prec}, 1 thread each", loop="stack", procs=cores,
-                            runs=k, threads=1, precision=prec, flush=True))
+                            runs=k, threads=1, precision=prec, flush=True, legacy=False))
     return out
 
 
@@ -98,7 +101,7 @@ def run_setting(s: dict, ckpt: str, warmup: int, steps: int) -> float:
     root = tempfile.mkdtemp(prefix="qboson-bench-cores-")
     try:
         procs = [ctx.Process(target=_worker, args=(ckpt, os.path.join(root, f"p{i}"), s["loop"], s["runs"],
-                                                   s["threads"], s["precision"], s["flush"], warmup, steps,
+                                                   s["threads"], s["precision"], s["flush"], s["legacy"], warmup, steps,
                                                    barrier, queue)) for i in range(s["procs"])]
         for p in procs:
             p.start()
