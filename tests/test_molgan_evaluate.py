@@ -73,6 +73,7 @@ def test_evaluate_is_reproducible_and_decodings_differ(run, small_reference):
     assert c["valid_unique"] <= a["valid_unique"] or c["valid"] != a["valid"]
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the junk file below says protocol 4
 def test_evaluate_cli_errors(tmp_path, capsys):
     assert _cli(["evaluate", str(tmp_path / "missing")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
