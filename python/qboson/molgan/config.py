@@ -179,9 +179,10 @@ class TrainConfig:
 
 #: profile name -> settings that differ from the dataclass defaults.  The dataclass defaults are
 #: the paper's stated settings (App. E) with qboson's first reading of what it leaves open
-#: ("reading A": Adam betas (0.5, 0.9), softmax critic input, PyTorch's initialisation, argmax
-#: decoding); the ``paper`` profile takes the reading that came closest to Table II in
-#: docs/qm9.md ("reading B", the public re-implementation's choices).
+#: ("reading A": critic-unit iterations, Adam betas (0.5, 0.9), softmax critic input, PyTorch's
+#: initialisation, argmax decoding); the ``paper`` profile takes the reading that came closest to
+#: Table II in docs/qm9.md ("reading B", the public re-implementation's choices, with iterations
+#: counted in generator updates).
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {
         "iteration_unit": "generator",
