@@ -69,6 +69,18 @@ def bench_training(threads: int, iterations: int, warmup: int, batch_size: int =
             "projected_20k_minutes": 20_000 * per_it / 60, "torch_threads": torch.get_num_threads()}
 
 
+def seed_run_dirs(ckpt: dict, configs: list, dirs: list[str], bank: np.ndarray) -> None:
+    """Make each ``dirs[j]`` a resumable run folder: ``ckpt`` under ``configs[j]``, with ``bank``."""
+    import torch
+
+    for c, d in zip(configs, dirs):
+        os.makedirs(d)
+        torch.save({**ckpt, "config": c.to_dict()}, os.path.join(d, "checkpoint.pt"))
+        np.save(os.path.join(d, "latent_bank.npy"), bank)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            f.write(c.to_json())
+
+
 def _stack_settings(ks: list[int], precisions: list[str], trained: bool) -> list[tuple[str, int, str, bool]]:
     """(loop, K, precision, flush_denormal) of each timed setting."""
     out = [("train", 1, prec, True) for prec in precisions] + [("stack", k, prec, True) for prec in precisions
@@ -114,12 +126,7 @@ def bench_stacks(ks: list[int], precisions: list[str], steps: int, warmup: int, 
                     if state == "trained":
                         ck = states["trained"]
                         start = int(ck["critic_step"])
-                        for c, d in zip(configs, dirs):
-                            os.makedirs(d)
-                            torch.save({**ck, "config": c.to_dict()}, os.path.join(d, "checkpoint.pt"))
-                            np.save(os.path.join(d, "latent_bank.npy"), bank)
-                            with open(os.path.join(d, "config.json"), "w") as f:
-                                f.write(c.to_json())
+                        seed_run_dirs(ck, configs, dirs, bank)
                     timings[key].append(start)  # first entry: the starting step
                     stops = [start + warmup]
                 else:

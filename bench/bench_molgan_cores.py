@@ -44,6 +44,8 @@ def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, preci
     from qboson.molgan import model
     from qboson.molgan.stacked import train_stack
 
+    from bench_molgan import seed_run_dirs  # this folder is on sys.path when run as a script
+
     if legacy:  # the softmax as it was when the issue timed the loop: torch's kernel, no floor
         model._softmax_last = lambda x: torch.softmax(x, -1)
     torch.set_num_threads(threads)
@@ -54,12 +56,7 @@ def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, preci
     configs = [base.replace(seed=base.seed + j) for j in range(runs)]
     dirs = [os.path.join(root, f"run{j}") for j in range(runs)]
     bank = np.load(os.path.join(os.path.dirname(ckpt_path), "latent_bank.npy"), allow_pickle=False)
-    for c, d in zip(configs, dirs):
-        os.makedirs(d)
-        torch.save({**ckpt, "config": c.to_dict()}, os.path.join(d, "checkpoint.pt"))
-        np.save(os.path.join(d, "latent_bank.npy"), bank)
-        with open(os.path.join(d, "config.json"), "w") as f:
-            f.write(c.to_json())
+    seed_run_dirs(ckpt, configs, dirs, bank)
     start = int(ckpt["critic_step"])
     first, last = start + warmup, start + warmup + steps
     marks: dict = {}
