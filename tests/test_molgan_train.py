@@ -415,7 +415,7 @@ def test_cli_flags_reach_the_config(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "run")["critic_step"] == 10
 
 
-def test_cli_config_file_may_be_a_runs_own_config(tmp_path, monkeypatch):
+def test_cli_config_file_may_be_a_runs_own_config(tmp_path, monkeypatch, capsys):
     # regression: a run's config.json (which names its profile, dim and seed) given to --config
     # failed with "multiple values for argument 'profile'", and --dim/--seed defaults replaced its values
     monkeypatch.setattr(GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _data()))
@@ -432,6 +432,12 @@ def test_cli_config_file_may_be_a_runs_own_config(tmp_path, monkeypatch):
     assert _cli(again[:4] + [str(tmp_path / "paper")] + again[5:] + ["--profile", "paper", "--seed", "5"]) == 0
     cfg = load_checkpoint(tmp_path / "paper")["config"]
     assert (cfg["profile"], cfg["seed"], cfg["dim"]) == ("paper", 5, 4)
+
+    # an unknown profile named in the file is a clear error, not a crash
+    (tmp_path / "bad.json").write_text(json.dumps({"profile": "turbo"}))
+    assert _cli(["train", "--latent", "gaussian", "--out", str(tmp_path / "bad"), "--no-progress",
+                 "--config", str(tmp_path / "bad.json")]) == 2
+    assert "unknown profile 'turbo'" in capsys.readouterr().err
 
 
 def test_cli_betas_must_be_two_numbers(tmp_path, capsys):
