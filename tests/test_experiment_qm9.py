@@ -53,6 +53,15 @@ def test_summarise_mean_and_standard_error():
     assert lines[3].startswith("| gaussian | 16 | 1 | 3.000 | n/a | 1 |")
 
 
+def test_default_latents_follow_the_profile():
+    parser = argparse.ArgumentParser()
+    qm9.add_arguments(parser)
+    names = lambda argv: qm9._latent_names(parser.parse_args(argv))  # noqa: E731
+    assert names([]) == ["quantum", "gaussian"]  # quick: two runs, a schedule long enough to leave collapse
+    assert names(["--profile", "paper"]) == ["quantum", "photonic", "gaussian", "bernoulli"]
+    assert names(["--latents", "bernoulli, quantum"]) == ["bernoulli", "quantum"]
+
+
 def _args(tmp_path, **kw):
     parser = argparse.ArgumentParser()
     qm9.add_arguments(parser)

@@ -165,6 +165,12 @@ def test_config_validation_and_profiles():
     assert (paper.iteration_unit, paper.critic_steps) == ("generator", 100_000)  # 20,000 generator updates
     assert (TrainConfig().betas, TrainConfig().output_mode) == ((0.5, 0.9), "softmax")  # reading A stays reachable
     assert profile_config("quick").profile == "quick" and set(PROFILES) == {"quick", "paper"}
+    # the quick profile is the paper's reading on a shorter, smaller-batch schedule (docs/qm9.md)
+    quick = profile_config("quick")
+    same = ("betas", "output_mode", "init", "decode", "n_critic", "gp_weight", "permute_prob", "generator_widths",
+            "latent_bank_size", "precision")
+    assert {k: getattr(quick, k) for k in same} == {k: getattr(paper, k) for k in same}
+    assert (quick.critic_steps, quick.batch_size, quick.lr_generator) == (8_000, 128, 2e-4)
     assert TrainConfig(iterations=10, iteration_unit="generator").critic_steps == 50
     assert TrainConfig.from_dict(json.loads(paper.to_json())) == paper
 

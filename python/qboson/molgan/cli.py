@@ -18,13 +18,13 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iteration-unit", choices=ITERATION_UNITS,
                    help="what an iteration counts: critic updates or generator updates (5 critic each) "
                         "(profile paper: generator, 100,000 critic updates; quick: critic)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="learning rate of both networks")
-    p.add_argument("--betas", type=_betas, metavar="B1,B2", help="Adam betas (profile paper: 0,0.9; quick: 0.5,0.9)")
+    p.add_argument("--batch-size", type=int, help="graphs per batch (profile paper: 256; quick: 128)")
+    p.add_argument("--lr", type=float, help="learning rate of both networks (profile paper: 1e-4; quick: 2e-4)")
+    p.add_argument("--betas", type=_betas, metavar="B1,B2", help="Adam betas (both profiles: 0,0.9)")
     p.add_argument("--critic-input", dest="output_mode", choices=OUTPUT_MODES,
                    help="what the critic sees of a generated graph: softmax, gumbel, gumbel_hard "
-                        "(profile paper: gumbel; quick: softmax)")
-    p.add_argument("--init", choices=INITS, help="weight initialisation: default (PyTorch's) or xavier (profile paper: xavier)")
+                        "(both profiles: gumbel)")
+    p.add_argument("--init", choices=INITS, help="weight initialisation: default (PyTorch's) or xavier (both profiles: xavier)")
     p.add_argument("--decode", dest="train_decode", choices=DECODES,
                    help="decoding at evaluation: argmax or sample (seeded categorical draws; both profiles)")
     p.add_argument("--curve-points", type=int, help="evaluations during training (default 10; 0 = none)")
