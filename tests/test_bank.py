@@ -101,8 +101,9 @@ def test_other_latent_in_the_same_directory_is_refused(tmp_path):
         generate_bank(make("quantum", dim=8, seed=2), 100, tmp_path / "b")
     with pytest.raises(BankError, match="different latent"):
         generate_bank(make("photonic", dim=8, seed=1), 100, tmp_path / "b")
-    # normalisation is recorded but does not change the raw rows: same bank
-    generate_bank(make("quantum", dim=8, seed=1, scale=True), 100, tmp_path / "b")
+    # normalisation is recorded but does not change the raw rows: same bank, the recorded one kept
+    with pytest.warns(UserWarning, match="keeping the recorded one"):
+        generate_bank(make("quantum", dim=8, seed=1, scale=True), 100, tmp_path / "b")
 
 
 def _bank(tmp_path):

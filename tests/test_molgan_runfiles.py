@@ -40,6 +40,7 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the hostile file below is written with protocol 4
 def test_checkpoint_is_not_executed(tmp_path):
     run = tmp_path / "run"
     train(TrainConfig(**TINY), run, data=_data(), latent_bank=_bank(), progress=False, stop_after=5)
