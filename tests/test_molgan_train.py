@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from qboson.molgan.config import PROFILES, TrainConfig, profile_config  # noqa: E402
 from qboson.molgan.evaluate import generate_graphs  # noqa: E402
 from qboson.molgan import GraphData, load_checkpoint, train  # noqa: E402
-from qboson.molgan.batches import make_latent_bank, real_batch  # noqa: E402
+from qboson.molgan.batches import derived_seed, make_latent_bank, real_batch  # noqa: E402
 
 TINY = dict(latent="gaussian", dim=4, seed=3, iterations=30, batch_size=8, n_critic=5,
             generator_widths=(8, 16), critic_conv_dims=(8, 8), critic_aggregation_dim=8, critic_mlp_dims=(8,),
@@ -173,6 +173,26 @@ def test_config_validation_and_profiles():
     assert (quick.critic_steps, quick.batch_size, quick.lr_generator) == (8_000, 128, 2e-4)
     assert TrainConfig(iterations=10, iteration_unit="generator").critic_steps == 50
     assert TrainConfig.from_dict(json.loads(paper.to_json())) == paper
+
+
+def test_derived_seeds_differ_for_every_purpose():
+    # regression: only the first 4 bytes of a purpose counted, so "decode-2" got the seed of "decode"
+    purposes = ["decode", "decode-1", "decode-2", "eval", "eval-1", "eval-2", "ab", "ab\0", "ab\0\0\0\0", "",
+                "x" * 40, "x" * 41]
+    seeds = [derived_seed(s, p) for s in (0, 1, 2**40) for p in purposes]
+    assert len(set(seeds)) == len(seeds) and all(0 <= s < 2**63 for s in seeds)
+
+
+def test_derived_seeds_of_finished_runs_are_unchanged():
+    # the purposes in use before every byte counted keep their seeds: the old formula, written out
+    def earlier(seed, purpose):
+        tag = int.from_bytes(purpose.encode(), "little") % (2**32)
+        return int(np.random.SeedSequence([seed, tag]).generate_state(2, dtype=np.uint32).view(np.uint64)[0] >> 1)
+
+    for purpose in ("init", "data-order", "latent-order", "augment", "noise", "latent-bank", "eval", "decode",
+                    "curve", "curve-decode"):
+        for seed in (0, 7, 2**33):
+            assert derived_seed(seed, purpose) == earlier(seed, purpose)
 
 
 def test_latent_bank_from_the_latent_zoo():

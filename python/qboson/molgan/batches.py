@@ -129,10 +129,29 @@ class Stream:
         self.pos = int(state["pos"])
 
 
+#: purposes named before every byte of a purpose counted: they keep the seeds their runs were made
+#: with (only the first 4 bytes entered), so finished runs stay reproducible.  Two pairs share a seed
+#: ("latent-order" / "latent-bank", "curve" / "curve-decode"), harmlessly: each pair feeds different
+#: generator constructions (a plain ``default_rng`` against spawned block sequences or the C++
+#: sampler; numpy against torch), so the streams do not overlap.
+_FIRST_WORD_PURPOSES = frozenset({"init", "data-order", "latent-order", "augment", "noise", "latent-bank",
+                                  "eval", "decode", "curve", "curve-decode"})
+
+
 def derived_seed(seed: int, purpose: str) -> int:
-    """A 63-bit seed for ``purpose`` derived from the run seed (independent streams)."""
-    tag = int.from_bytes(purpose.encode(), "little") % (2**32)
-    return int(np.random.SeedSequence([int(seed), tag]).generate_state(2, dtype=np.uint32).view(np.uint64)[0] >> 1)
+    """A 63-bit seed for ``purpose`` derived from the run seed: distinct purposes, independent streams.
+
+    Every byte of ``purpose`` enters the seed (as little-endian 32-bit words), except for the
+    purposes of ``_FIRST_WORD_PURPOSES``, which keep their earlier seeds.
+    """
+    data = purpose.encode()
+    words = [int.from_bytes(data[i:i + 4], "little") for i in range(0, max(len(data), 1), 4)]
+    if purpose in _FIRST_WORD_PURPOSES:
+        words = words[:1]
+    else:
+        words = [len(data), *words]  # the length keeps "ab" apart from "ab\0\0" (SeedSequence drops trailing zeros)
+    state = np.random.SeedSequence([int(seed), *words]).generate_state(2, dtype=np.uint32)
+    return int(state.view(np.uint64)[0] >> 1)
 
 
 def latent_source(config: TrainConfig):
