@@ -73,6 +73,33 @@ def test_evaluate_is_reproducible_and_decodings_differ(run, small_reference):
     assert c["valid_unique"] <= a["valid_unique"] or c["valid"] != a["valid"]
 
 
+def test_other_draws_are_independent_reproducible_and_kept_apart(run, small_reference, capsys, monkeypatch):
+    seen = []  # (latents, decoding seed) of every scoring call
+    real_score = evaluation._score
+    monkeypatch.setattr(evaluation, "_score", lambda gen, z, decode, seed, *a: seen.append((z, seed))
+                        or real_score(gen, z, decode, seed, *a))
+    standard = evaluation.evaluate_run(run, decode="sample")
+    eval_json = (run / "eval.json").read_text()
+    assert standard["draw"] == 0
+    assert _cli(["evaluate", str(run), "--decode", "sample", "--draw", "2"]) == 0
+    assert "(draw 2)" in capsys.readouterr().out
+    second = json.loads((run / "eval-draw2.json").read_text())
+    assert (run / "eval.json").read_text() == eval_json  # the standard evaluation is not replaced
+    assert len((run / "samples-draw2.smi").read_text().splitlines()) == 300
+    assert second["draw"] == 2
+    again = evaluation.evaluate_run(run, decode="sample", draw=2, write=False)
+    (z0, s0), (z2, s2), (z2_again, s2_again) = seen
+    assert s0 != s2 and not np.allclose(z0, z2)  # other latents, other decoding draws
+    assert s2 == s2_again and np.array_equal(z2, z2_again)
+    keys = ("valid", "valid_unique", "novel", "fcd", "fcd_unique")
+    np.testing.assert_equal([again[k] for k in keys], [second[k] for k in keys])  # NaN FCD when nothing is valid
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="draw must be an integer"):
+            evaluation.evaluate_run(run, draw=bad, write=False)
+    assert _cli(["evaluate", str(run), "--draw", "-3"]) == 2
+    assert "draw must be an integer" in capsys.readouterr().err
+
+
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the junk file below says protocol 4
 def test_evaluate_cli_errors(tmp_path, capsys):
     assert _cli(["evaluate", str(tmp_path / "missing")]) == 2

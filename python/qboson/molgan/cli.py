@@ -83,6 +83,9 @@ def register(subparsers) -> None:
     e.add_argument("run", help="run directory (holds checkpoint.pt)")
     e.add_argument("-n", "--samples", type=int, help="molecules to generate (default: the run's eval_samples, 10000)")
     e.add_argument("--decode", choices=DECODES, help="argmax or sample (default: the run's config.decode)")
+    e.add_argument("--draw", type=int, default=0, metavar="K",
+                   help="independent draw of latents and decoding randomness (default 0, the run's standard "
+                        "evaluation, written to eval.json; K > 0 writes eval-drawK.json)")
     e.add_argument("--no-fcd", action="store_true", help="skip FCD")
     e.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -143,7 +146,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     try:
         result = evaluate_run(args.run, n_samples=args.samples, decode=args.decode, fcd=not args.no_fcd,
-                              threads=args.threads, device=args.device)
+                              threads=args.threads, device=args.device, draw=args.draw)
     except (ValueError, FileNotFoundError) as exc:
         print(f"qboson evaluate: {exc}", file=sys.stderr)
         return 2
@@ -162,6 +165,6 @@ def _evaluate(args: argparse.Namespace) -> int:
           f"vs the QM9 test split)")
     if fcd is not None:
         print(f"  FCD (unique)     {result['fcd_unique']:.3f}  (of the {result['n_fcd_unique']} unique valid ones)")
-    print(f"  decoding         {result['decode']}")
+    print(f"  decoding         {result['decode']}" + (f" (draw {result['draw']})" if result["draw"] else ""))
     print(f"  time             {result['seconds']:.1f} s")
     return 0

@@ -124,14 +124,21 @@ def evaluate_run(
     threads: int = 1,
     device: str | torch.device = "cpu",
     write: bool = True,
+    draw: int = 0,
 ) -> dict[str, Any]:
     """Generate ``n_samples`` (default ``config.eval_samples``) molecules from a run and score them.
 
-    ``decode``: "argmax" or "sample" (default ``config.decode``).  Returns the dict of
+    ``decode``: "argmax" or "sample" (default ``config.decode``).  ``draw``: which independent
+    draw of latent vectors and decoding randomness (0, the default, is the run's standard
+    evaluation, written to ``eval.json`` and ``samples.smi``; draw ``k > 0`` gets seeds of its
+    own and is written to ``eval-draw<k>.json`` and ``samples-draw<k>.smi``), so the spread of
+    the metrics over draws separates evaluation noise from training noise.  Returns the dict of
     :func:`qboson.chem.evaluate_molecules` (``fcd`` over all valid molecules, ``fcd_unique``
     over the unique ones) plus ``latent``, ``dim``, ``seed``, ``iteration``, ``decode``,
-    ``seconds`` (wall time of the evaluation) and ``seconds_fcd``.  ``fcd=False`` skips FCD.
+    ``draw``, ``seconds`` (wall time of the evaluation) and ``seconds_fcd``.  ``fcd=False`` skips FCD.
     """
+    if isinstance(draw, bool) or not isinstance(draw, (int, np.integer)) or draw < 0:
+        raise ValueError(f"draw must be an integer >= 0, got {draw!r}")
     t_start = time.perf_counter()
     torch.set_num_threads(threads)
     run = Path(run_dir)
@@ -140,17 +147,22 @@ def evaluate_run(
     n = config.eval_samples if n_samples is None else int(n_samples)
     if n < 1:
         raise ValueError(f"n_samples must be >= 1, got {n}")
-    z = _eval_latents(config, n, "eval")
+    suffix = f"-{draw}" if draw else ""  # draw 0 keeps the seeds evaluations always had
+    z = _eval_latents(config, n, "eval" + suffix)
     train_smiles, reference = _references(config, cache_dir, threads, fcd)
     t_fcd = time.perf_counter()
-    result, smiles = _score(gen, z, decode, derived_seed(config.seed, "decode"), train_smiles, reference, threads)
+    result, smiles = _score(gen, z, decode, derived_seed(config.seed, "decode" + suffix), train_smiles, reference,
+                            threads)
     now = time.perf_counter()
     result.update(latent=config.latent, dim=config.dim, seed=config.seed, iteration=info["iteration"],
-                  critic_step=info["critic_step"], decode=decode, fcd_reference="qm9-test",
+                  critic_step=info["critic_step"], decode=decode, draw=int(draw), fcd_reference="qm9-test",
                   seconds=round(now - t_start, 3), seconds_fcd=round(now - t_fcd, 3) if fcd else None)
     if write:
-        atomic_write_text(run / SAMPLES_FILE, "\n".join(s or "" for s in smiles) + "\n")
-        atomic_write_text(run / EVAL_FILE, json.dumps(result, indent=2, default=_json_default) + "\n")
+        samples_file, eval_file = SAMPLES_FILE, EVAL_FILE
+        if draw:
+            samples_file, eval_file = (f"{Path(f).stem}-draw{draw}{Path(f).suffix}" for f in (SAMPLES_FILE, EVAL_FILE))
+        atomic_write_text(run / samples_file, "\n".join(s or "" for s in smiles) + "\n")
+        atomic_write_text(run / eval_file, json.dumps(result, indent=2, default=_json_default) + "\n")
     return result
 
 
