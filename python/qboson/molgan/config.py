@@ -11,7 +11,7 @@ Profiles
     sampled decoding.
 ``quick``
     What a new user runs first (``qboson experiment qm9 --profile quick``: seed 0 of the
-    quantum and Gaussian latents, about 12 minutes on a nearly idle 2-core machine): the
+    quantum and Gaussian latents, about 9 minutes on a nearly idle 2-core machine): the
     paper profile's reading (Gumbel critic input, Adam betas (0, 0.9), Glorot
     initialisation, sampled decoding) at batch 128 and learning rate 2e-4, for 8,000
     critic updates.  Measured on QM9, quantum latent, seed 0, 10,000 molecules: FCD 3.20
