@@ -33,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._fpenv import flushed_subnormals
 from .batches import GraphData, real_batch
 from .config import TrainConfig
 from .model import Discriminator, Generator, gumbel_noise, relax_with_noise
-from .trainer import (Evaluator, RunState, _bar, _curve_schedule, _flush_denormal, _iteration, forward_precision,
+from .trainer import (Evaluator, RunState, _bar, _curve_schedule, _iteration, forward_precision,
                       open_run, resolve_device)
 from .runfiles import LossWindow, stop_on_sigint
 
@@ -403,7 +404,7 @@ def _loop(runs: list[RunState], *, progress: bool, stop_after: Optional[int],
             r.checkpoint()
 
     label = config.replace(latent=f"stack of {K}", seed=runs[0].config.seed)
-    with stop_on_sigint() as flag, _flush_denormal(config.flush_denormal and dev.type == "cpu"), \
+    with stop_on_sigint() as flag, flushed_subnormals(config.flush_denormal and dev.type == "cpu"), \
             _bar(label, step, progress) as bar:
         while step < total:
             t0 = time.perf_counter()

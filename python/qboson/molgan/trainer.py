@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_save_npy, atomic_write_text
+from .._fpenv import flushed_subnormals
 from .batches import GraphData, Stream, derived_seed, make_latent_bank, real_batch
 from .config import TrainConfig
 from .model import Discriminator, Generator, init_weights, relax
@@ -111,20 +112,6 @@ def resolve_device(device: str | torch.device = "cpu") -> torch.device:
     return dev
 
 
-@contextlib.contextmanager
-def _flush_denormal(enabled: bool) -> Iterator[None]:
-    # Softmax outputs of a sharpening generator fall into the float32 subnormal range; CPU
-    # matmuls on subnormals ran ~15x slower here.  Flushing them changes values below 1e-38.
-    if not enabled:
-        yield
-        return
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
 def _curve_schedule(config: TrainConfig) -> set[int]:
     """Iterations at which the curve is evaluated: ``curve_points`` evenly spaced, the last one included."""
     k = config.curve_points
@@ -177,7 +164,7 @@ def train(
     last_g_loss = float("nan")
 
     # --- the loop ------------------------------------------------------------------------------
-    with stop_on_sigint() as flag, _flush_denormal(config.flush_denormal and dev.type == "cpu"), \
+    with stop_on_sigint() as flag, flushed_subnormals(config.flush_denormal and dev.type == "cpu"), \
             _bar(config, step, progress) as bar:
         while step < total:
             t0 = time.perf_counter()
