@@ -41,13 +41,15 @@ def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, preci
     import torch
 
     from qboson.molgan import GraphData, TrainConfig, train
+    from qboson import _heap as heap
     from qboson.molgan import model
     from qboson.molgan.stacked import train_stack
 
     from bench_molgan import seed_run_dirs  # this folder is on sys.path when run as a script
 
-    if legacy:  # the softmax as it was when the issue timed the loop: torch's kernel, no floor
+    if legacy:  # the loop as it was when the issue timed it: torch's softmax kernel, the default heap
         model._softmax_last = lambda x: torch.softmax(x, -1)
+        heap._glibc = lambda: None
     torch.set_num_threads(threads)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # a plain-data checkpoint only
     base = TrainConfig.from_dict(ckpt["config"]).replace(

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._fpenv import flushed_subnormals
+from .._heap import retained_heap
 from .batches import GraphData, real_batch
 from .config import TrainConfig
 from .model import Discriminator, Generator, gumbel_noise, relax_with_noise
@@ -405,6 +406,7 @@ def _loop(runs: list[RunState], *, progress: bool, stop_after: Optional[int],
 
     label = config.replace(latent=f"stack of {K}", seed=runs[0].config.seed)
     with stop_on_sigint() as flag, flushed_subnormals(config.flush_denormal and dev.type == "cpu"), \
+            retained_heap(dev.type == "cpu"), \
             _bar(label, step, progress) as bar:
         while step < total:
             t0 = time.perf_counter()

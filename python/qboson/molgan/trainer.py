@@ -29,6 +29,7 @@ import torch
 
 from .._atomic import atomic_save_npy, atomic_write_text
 from .._fpenv import flushed_subnormals
+from .._heap import retained_heap
 from .batches import GraphData, Stream, derived_seed, make_latent_bank, real_batch
 from .config import TrainConfig
 from .model import Discriminator, Generator, init_weights, relax
@@ -165,6 +166,7 @@ def train(
 
     # --- the loop ------------------------------------------------------------------------------
     with stop_on_sigint() as flag, flushed_subnormals(config.flush_denormal and dev.type == "cpu"), \
+            retained_heap(dev.type == "cpu"), \
             _bar(config, step, progress) as bar:
         while step < total:
             t0 = time.perf_counter()
