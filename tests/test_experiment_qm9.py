@@ -62,6 +62,19 @@ def test_default_latents_follow_the_profile():
     assert names(["--latents", "bernoulli, quantum"]) == ["bernoulli", "quantum"]
 
 
+def test_default_grid_follows_the_profile(tmp_path):
+    parser = argparse.ArgumentParser()
+    qm9.add_arguments(parser)
+
+    def grid(argv):
+        configs = qm9._grid_configs(parser.parse_args(argv + ["--out", str(tmp_path)]))
+        return sorted({c.seed for c, _ in configs}), len(configs)
+
+    assert grid([]) == ([0], 2)  # quick: seed 0 of quantum and Gaussian
+    assert grid(["--profile", "paper"]) == (list(range(20)), 80)  # Table II: 20 seeds of four latents
+    assert grid(["--profile", "paper", "--seeds", "3-4", "--latents", "quantum"]) == ([3, 4], 2)
+
+
 def _args(tmp_path, **kw):
     parser = argparse.ArgumentParser()
     qm9.add_arguments(parser)
