@@ -173,6 +173,18 @@ def test_stacked_networks_compute_what_single_networks_compute(conv_dims):
         assert torch.allclose(scores[k], critics[k](e[k], x[k]), rtol=1e-5, atol=1e-6)
         ref_gp = gradient_penalty(critics[k], (real[0][k], real[1][k]), (fake[0][k], fake[1][k]), eps[k])
         assert torch.allclose(gp[k], ref_gp, rtol=1e-5, atol=1e-6)
+    # the stacked generator symmetrises and masks its edge head's weights, the single one its
+    # logits: the same function, so the same gradients (also for the diagonal's rows, zero)
+    probe = torch.randn(3, 5, 9, 9, 4), torch.randn(3, 5, 9, 5)
+    ((edges * probe[0]).sum() + (nodes * probe[1]).sum()).backward()
+    for k in range(3):
+        ref_e, ref_x = gens[k](z[k])
+        ((ref_e * probe[0][k]).sum() + (ref_x * probe[1][k]).sum()).backward()
+        for name, p in zip(sg.names, sg.stacked):
+            ref = dict(gens[k].named_parameters())[name].grad
+            assert torch.allclose(p.grad[k], ref, rtol=1e-4, atol=1e-5), name
+    # the diagonal stays exactly the "no bond" margin
+    assert torch.all(edges.diagonal(dim1=2, dim2=3)[..., 0, :] == 1e4)
     # member state dicts round-trip into the single modules
     for k in range(3):
         assert all(torch.equal(v, gens[k].state_dict()[n]) for n, v in sg.member_state_dict(k).items())

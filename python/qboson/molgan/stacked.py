@@ -118,27 +118,31 @@ class StackedGenerator(_Stacked):
         h = F.leaky_relu(zs[0], self.negative_slope)
         for i in range(1, L):
             h = F.leaky_relu(_linear(h, p[f"h_maps.{i - 1}.weight"]) + zs[i], self.negative_slope)
-        # both heads in one product
-        n_edge = n * n * self.n_bond_types
-        out = _linear(h, torch.cat([p["edge_head.weight"], p["node_head.weight"]], dim=1),
-                      torch.cat([p["edge_head.bias"], p["node_head.bias"]], dim=1))
-        edges, nodes = out.split([n_edge, n * self.n_atom_types], dim=-1)  # split, not slices: cheaper backward
-        edges = edges.reshape(K, b, n, n, self.n_bond_types)
-        edges = 0.5 * (edges + edges.transpose(2, 3))
-        eye = torch.eye(n, dtype=torch.bool, device=z.device).view(1, 1, n, n, 1)
-        diag_fill = torch.full((self.n_bond_types,), -1e4, dtype=edges.dtype, device=z.device)
+        # The single generator symmetrises its edge logits and overwrites the diagonal with a "no
+        # bond" margin.  Both are linear in the head, so here they are applied to the head's
+        # (N*N*R, width) weights instead of the (B, N*N*R) logits, B / width times less memory
+        # traffic: w_ij <- (w_ij + w_ji) / 2, and on the diagonal zero weights with the margin
+        # as bias (h . 0 + 1e4 is exactly 1e4).  Both heads are then one product.
+        r = self.n_bond_types
+        w_edge = p["edge_head.weight"].view(K, n, n, r, -1)
+        b_edge = p["edge_head.bias"].view(K, n, n, r)
+        eye = torch.eye(n, dtype=torch.bool, device=z.device).view(1, n, n, 1)
+        diag_fill = torch.full((r,), -1e4, dtype=b_edge.dtype, device=z.device)
         diag_fill[0] = 1e4
-        edges = torch.where(eye, diag_fill, edges)
-        nodes = nodes.reshape(K, b, n, self.n_atom_types)
-        return edges, nodes
+        w_edge = (0.5 * (w_edge + w_edge.transpose(1, 2))).masked_fill(eye.unsqueeze(-1), 0.0)
+        b_edge = torch.where(eye, diag_fill, 0.5 * (b_edge + b_edge.transpose(1, 2)))
+        out = _linear(h, torch.cat([w_edge.reshape(K, n * n * r, -1), p["node_head.weight"]], dim=1),
+                      torch.cat([b_edge.reshape(K, n * n * r), p["node_head.bias"]], dim=1))
+        edges, nodes = out.split([n * n * r, n * self.n_atom_types], dim=-1)  # split, not slices: cheaper backward
+        return edges.reshape(K, b, n, n, r), nodes.reshape(K, b, n, self.n_atom_types)
 
 
 class StackedDiscriminator(_Stacked):
     """``K`` :class:`~qboson.molgan.model.Discriminator` s: ``(edges (K, B, N, N, R), nodes (K, B, N, A))
     -> scores (K, B)``.  Per layer, the neighbour sum of all ``K * B`` graphs is one ``bmm``, taken
     before the weights where the layer's input is narrower than its output (then the self and all
-    bond-type maps are one product) and after them otherwise; the gate and value maps are one
-    product.  Same function as the single critics, other float summation order."""
+    bond-type maps are one product) and after them otherwise.  Same function as the single
+    critics, other float summation order."""
 
     def __init__(self, members: Sequence[Discriminator]) -> None:
         super().__init__(members)
@@ -180,9 +184,10 @@ class StackedDiscriminator(_Stacked):
             pre = torch.tanh(pre).view(K * b, n, d_out)
             h = torch.cat([pre, x.to(pre.dtype)], dim=-1)  # under bf16 autocast stay bf16 (cat would promote)
         h = h.view(K, b * n, -1)
-        gv = _linear(h, torch.cat([p["gate.weight"], p["value.weight"]], dim=1),
-                     torch.cat([p["gate.bias"], p["value.bias"]], dim=1))
-        gate, value = gv.chunk(2, dim=-1)
+        # gate and value as two products: one product split in two costs a concatenation of
+        # their gradients in every backward pass, larger than reading h twice
+        gate = _linear(h, p["gate.weight"], p["gate.bias"])
+        value = _linear(h, p["value.weight"], p["value.bias"])
         out = torch.tanh((torch.sigmoid(gate) * torch.tanh(value)).view(K, b, n, -1).sum(dim=2))
         for j in range(self.n_head):
             out = _linear(out, p[f"head.{2 * j}.weight"], p[f"head.{2 * j}.bias"])
