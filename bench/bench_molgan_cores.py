@@ -79,7 +79,7 @@ def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, preci
     queue.put((marks["t0"], marks["t1"]))
 
 
-def _settings(cores: int, ks: list[int], precisions: list[str]) -> list[dict]:
+def _settings(cores: int, ks: list[int], precisions: list[str], layouts: tuple[str, ...] = ("procs",)) -> list[dict]:
     out = [dict(name=f"`train`, {cores} threads, torch softmax, no denormal flush (the issue's baseline)",
                 loop="train", procs=1, runs=1, threads=cores, precision="fp32", flush=False, legacy=True),
            dict(name=f"`train`, {cores} threads", loop="train", procs=1, runs=1, threads=cores, precision="fp32",
@@ -88,8 +88,12 @@ def _settings(cores: int, ks: list[int], precisions: list[str]) -> list[dict]:
                 precision="fp32", flush=True, legacy=False)]
     for k in ks:
         for prec in precisions:
-            out.append(dict(name=f"{cores} x `train_stack` K={k} {prec}, 1 thread each", loop="stack", procs=cores,
-                            runs=k, threads=1, precision=prec, flush=True, legacy=False))
+            if "procs" in layouts:
+                out.append(dict(name=f"{cores} x `train_stack` K={k} {prec}, 1 thread each", loop="stack",
+                                procs=cores, runs=k, threads=1, precision=prec, flush=True, legacy=False))
+            if "threads" in layouts:  # the same runs in one process on all cores
+                out.append(dict(name=f"`train_stack` K={k * cores} {prec}, {cores} threads", loop="stack", procs=1,
+                                runs=k * cores, threads=cores, precision=prec, flush=True, legacy=False))
     return out
 
 
@@ -115,8 +119,8 @@ def run_setting(s: dict, ckpt: str, warmup: int, steps: int) -> float:
 
 
 def bench_cores(ckpt: str, cores: int, ks: list[int], precisions: list[str], warmup: int, steps: int,
-                rounds: int) -> dict:
-    settings = _settings(cores, ks, precisions)
+                rounds: int, layouts: tuple[str, ...] = ("procs",)) -> dict:
+    settings = _settings(cores, ks, precisions, layouts)
     walls: list[list[float]] = [[] for _ in settings]
     for r in range(rounds):
         for i, s in enumerate(settings):
@@ -158,6 +162,9 @@ def main(argv=None) -> int:
     p.add_argument("--cores", type=int, default=os.cpu_count(), help="processes / threads (default: all CPUs)")
     p.add_argument("--stacks", default="8", help="stack sizes K to time (default 8)")
     p.add_argument("--precisions", default="fp32,bf16", help="precisions of the stacks (default fp32,bf16)")
+    p.add_argument("--layouts", default="procs",
+                   help="how stacks use the cores: procs (one process per core, K runs each), threads (one "
+                        "process of K x cores runs on all cores), or both comma-separated (default procs)")
     p.add_argument("--warmup", type=int, default=3, help="untimed critic updates per process (default 3)")
     p.add_argument("--steps", type=int, default=20, help="timed critic updates per round (default 20)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
@@ -166,9 +173,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.cores < 1 or args.steps < 1 or args.rounds < 1 or args.warmup < 1:
         p.error("--cores, --steps, --rounds and --warmup must be positive")
+    layouts = tuple(x.strip() for x in args.layouts.split(","))
+    if not layouts or set(layouts) - {"procs", "threads"}:
+        p.error(f"--layouts takes procs and/or threads, got {args.layouts!r}")
     load0 = os.getloadavg()
     result = bench_cores(args.trained, args.cores, [int(k) for k in args.stacks.split(",")],
-                         args.precisions.split(","), args.warmup, args.steps, args.rounds)
+                         args.precisions.split(","), args.warmup, args.steps, args.rounds, layouts)
     result["load_average"] = [load0, os.getloadavg()]
     text = table(result) + (
         f"\nfrom `{args.trained}` (critic step {result['critic_step']}), median of {args.rounds} rounds of "
