@@ -107,7 +107,9 @@ def bench_stacks(ks: list[int], precisions: list[str], steps: int, warmup: int, 
         base = TrainConfig.from_dict(ckpt["config"])
     else:
         base = TrainConfig(latent="gaussian", dim=16)
-    base = base.replace(threads=1, checkpoint_every=10**6, log_every=10**6, curve_points=0)
+    # a schedule that never ends here, so a finished checkpoint can be timed too
+    base = base.replace(threads=1, checkpoint_every=10**6, log_every=10**6, curve_points=0, iteration_unit="critic",
+                        iterations=10**7)
     rng = np.random.default_rng(0)
     root = keep or tempfile.mkdtemp(prefix="qboson-bench-stack-")
     bank_rows = len(states["trained"]["latent_stream"]["perm"]) if trained else 20_000
@@ -142,8 +144,9 @@ def bench_stacks(ks: list[int], precisions: list[str], steps: int, warmup: int, 
                         train_stack(configs, dirs, data=data, latent_banks=[bank] * k, resume=True, progress=False,
                                     stop_after=stop)
                     seconds = load_checkpoint(dirs[0])["elapsed_s"] - before
-                if seconds > 0:
-                    timings[key].append(seconds / steps)
+                if seconds <= 0:
+                    raise RuntimeError(f"no critic update was timed for {key} (the run did not advance)")
+                timings[key].append(seconds / steps)
                 print(f"round {r + 1}/{rounds} {state:7s} {loop:5s} K={k} {prec} flush={flush}: "
                       f"{1000 * seconds / steps / k:.1f} ms per critic update per run", file=sys.stderr, flush=True)
     finally:
