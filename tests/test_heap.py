@@ -1,5 +1,6 @@
 """qboson._heap: freed large blocks are reused inside retained_heap, glibc's defaults come back after."""
 
+import ctypes
 import platform
 import resource
 
@@ -11,6 +12,31 @@ from qboson._heap import retained_heap
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 BLOCK = 64 << 20  # bytes: far above glibc's default mmap threshold (128 KiB, dynamic up to 32 MiB)
+PAGES = BLOCK // resource.getpagesize()
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def _mmapped_bytes() -> int:
+    """Bytes glibc holds in mmap'd chunks right now (``mallinfo2().hblkhd``)."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    return int(libc.mallinfo2().hblkhd)
+
+
+def _block_is_mmapped(size: int = 8 * BLOCK) -> bool:
+    """Whether glibc serves a fresh 512 MiB tensor (never touched: no memory is used) with its own
+    mmap, as by default, or from the heap.  Larger than any block freed into the heap here, so a
+    free heap chunk cannot serve it once the default thresholds are back."""
+    before = _mmapped_bytes()
+    block = torch.empty(size, dtype=torch.uint8)
+    grown = _mmapped_bytes() - before
+    del block
+    return grown >= size
 
 
 def _faults_of_fresh_blocks(repeats: int = 4) -> int:
@@ -23,30 +49,38 @@ def _faults_of_fresh_blocks(repeats: int = 4) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-@pytest.mark.skipif(not GLIBC, reason="heap retention is a glibc feature")
-def test_freed_blocks_are_reused_inside_and_returned_after():
-    pages = BLOCK // resource.getpagesize()
-    outside = _faults_of_fresh_blocks()
+needs_glibc = pytest.mark.skipif(not GLIBC or not hasattr(ctypes.CDLL("libc.so.6") if GLIBC else None, "mallinfo2"),
+                                 reason="heap retention is a glibc feature (mallinfo2: glibc >= 2.33)")
+
+
+@needs_glibc
+def test_blocks_come_from_the_heap_only_inside():
+    assert _block_is_mmapped()
     with retained_heap() as active:
         assert active
+        assert not _block_is_mmapped()
+    assert _block_is_mmapped()  # glibc's default thresholds are back
+
+
+@needs_glibc
+def test_freed_blocks_are_reused_without_page_faults_inside():
+    outside = _faults_of_fresh_blocks()
+    with retained_heap():
         _faults_of_fresh_blocks(8)  # the heap grows until freed blocks fit the next aligned requests
         inside = _faults_of_fresh_blocks()
-    after = _faults_of_fresh_blocks()
-    assert outside >= 3 * pages  # each fresh mmap'd block faults in page by page
-    assert inside < pages // 4  # the same block comes back from the heap, already mapped
-    assert after >= 3 * pages  # defaults restored: blocks are mmap'd (and unmapped) again
+    assert outside >= 3 * PAGES  # each fresh mmap'd block faults in page by page
+    assert inside < PAGES // 4  # the same memory comes back from the heap, already mapped
 
 
-@pytest.mark.skipif(not GLIBC, reason="heap retention is a glibc feature")
+@needs_glibc
 def test_nested_contexts_restore_only_at_the_outermost_exit():
     with retained_heap():
         with retained_heap() as inner:
             assert inner
         assert _heap._depth == 1
-        _faults_of_fresh_blocks(8)
-        still = _faults_of_fresh_blocks()
-        assert still < (BLOCK // resource.getpagesize()) // 4  # the inner exit did not restore the defaults
+        assert not _block_is_mmapped()  # the inner exit did not restore the defaults
     assert _heap._depth == 0
+    assert _block_is_mmapped()
 
 
 def test_disabled_or_without_glibc_it_does_nothing(monkeypatch):
@@ -58,10 +92,10 @@ def test_disabled_or_without_glibc_it_does_nothing(monkeypatch):
     assert _heap._depth == 0
 
 
-@pytest.mark.skipif(not GLIBC, reason="heap retention is a glibc feature")
+@needs_glibc
 def test_an_exception_inside_still_restores_the_defaults():
     with pytest.raises(RuntimeError, match="boom"):
         with retained_heap():
             raise RuntimeError("boom")
     assert _heap._depth == 0
-    assert _faults_of_fresh_blocks() >= 3 * (BLOCK // resource.getpagesize())
+    assert _block_is_mmapped()
