@@ -12,20 +12,17 @@ torch = pytest.importorskip("torch")
 from qboson.molgan import GraphData, train  # noqa: E402
 from qboson.molgan.config import TrainConfig  # noqa: E402
 from qm9_fakes import fake_data  # noqa: E402
+from test_molgan_train import TINY  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 bench_molgan = pytest.importorskip("bench_molgan")
-
-TINY = dict(latent="gaussian", dim=4, seed=3, iterations=10, batch_size=8, n_critic=5, generator_widths=(8, 16),
-            critic_conv_dims=(8, 8), critic_aggregation_dim=8, critic_mlp_dims=(8,), latent_bank_size=100,
-            log_every=5, checkpoint_every=10, curve_points=0)
 
 
 def test_stacks_time_a_finished_checkpoint(tmp_path, monkeypatch):
     # regression: a checkpoint at the end of its schedule (as every finished run's is) did not
     # advance, so every "trained" setting was timed as 0 ms and the table printed nan
     monkeypatch.setattr(GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: fake_data()))
-    train(TrainConfig(**TINY), tmp_path / "run", progress=False)
+    train(TrainConfig(**{**TINY, "iterations": 10}), tmp_path / "run", progress=False)
     result = bench_molgan.bench_stacks([2], ["fp32"], steps=2, warmup=1, rounds=1,
                                        trained=str(tmp_path / "run" / "checkpoint.pt"))
     trained = [r for r in result["rows"] if r["state"] == "trained"]

@@ -59,12 +59,10 @@ def _on_torch_threads(fn: Callable[[], object]) -> int:
     parallel.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
     parallel.restype = None
     threads: set[int] = set()
-    lock = threading.Lock()
 
     def body(_: object) -> None:  # runs on each team thread, the caller included, one at a time (GIL)
         fn()
-        with lock:
-            threads.add(threading.get_ident())
+        threads.add(threading.get_ident())
 
     callback = _BODY(body)  # kept alive for the call
     parallel(callback, None, max(1, torch.get_num_threads()), 0)

@@ -114,6 +114,12 @@ def _score(gen, z, decode, seed, train_smiles, reference, threads) -> tuple[dict
                                    threads=threads), smiles
 
 
+def _draw_file(name: str, draw: int) -> str:
+    """The file of draw ``draw``: ``name`` itself for draw 0, else ``eval.json`` -> ``eval-draw<k>.json``."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}-draw{draw}{dot}{ext}" if draw else name
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     *,
@@ -158,11 +164,8 @@ def evaluate_run(
                   critic_step=info["critic_step"], decode=decode, draw=int(draw), fcd_reference="qm9-test",
                   seconds=round(now - t_start, 3), seconds_fcd=round(now - t_fcd, 3) if fcd else None)
     if write:
-        samples_file, eval_file = SAMPLES_FILE, EVAL_FILE
-        if draw:
-            samples_file, eval_file = (f"{Path(f).stem}-draw{draw}{Path(f).suffix}" for f in (SAMPLES_FILE, EVAL_FILE))
-        atomic_write_text(run / samples_file, "\n".join(s or "" for s in smiles) + "\n")
-        atomic_write_text(run / eval_file, json.dumps(result, indent=2, default=_json_default) + "\n")
+        atomic_write_text(run / _draw_file(SAMPLES_FILE, draw), "\n".join(s or "" for s in smiles) + "\n")
+        atomic_write_text(run / _draw_file(EVAL_FILE, draw), json.dumps(result, indent=2, default=_json_default) + "\n")
     return result
 
 
