@@ -50,7 +50,8 @@ def _faults_of_fresh_blocks(repeats: int = 4) -> int:
 
 
 HAS_MALLINFO2 = GLIBC and hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
-needs_glibc = pytest.mark.skipif(not HAS_MALLINFO2, reason="heap retention is a glibc feature (mallinfo2: glibc >= 2.33)")
+needs_glibc = pytest.mark.skipif(not HAS_MALLINFO2,
+                                 reason="heap retention is a glibc feature (mallinfo2: glibc >= 2.33)")
 
 
 @needs_glibc
