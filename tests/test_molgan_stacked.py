@@ -235,6 +235,26 @@ def test_bf16_precision_is_opt_in_and_close_to_fp32(tmp_path):
     _assert_close_states(load_checkpoint(tmp_path / "ab0"), load_checkpoint(tmp_path / "sb0"), rtol=1e-2, atol=2e-3)
 
 
+def test_bf16_training_is_unchanged_by_the_tabulated_activations(tmp_path, monkeypatch):
+    # the bf16 critic's tanh and sigmoid go through qboson._lookup16 (large tensors only; forced here):
+    # same values and gradients as torch's, so the same trajectory bit for bit, alone and stacked
+    from qboson import _lookup16
+
+    data, banks = _data(), _banks()[:2]
+    configs = [c.replace(precision="bf16", iterations=12) for c in _configs()[:2]]
+    states = {}
+    for label, threshold in (("torch", 1 << 62), ("lookup", 0)):
+        monkeypatch.setattr(_lookup16, "MIN_ELEMENTS", threshold)
+        dirs = [tmp_path / f"{label}{k}" for k in range(2)]
+        train_stack(configs, dirs, data=data, latent_banks=banks, progress=False)
+        train(configs[0], tmp_path / f"{label}-alone", data=data, latent_bank=banks[0], progress=False)
+        states[label] = [load_checkpoint(d) for d in [*dirs, tmp_path / f"{label}-alone"]]
+    for a, b in zip(states["torch"], states["lookup"]):
+        for part in ("generator", "critic"):
+            for name in a[part]:
+                assert torch.equal(a[part][name], b[part][name]), (part, name)
+
+
 def _initial_edge_head(config):
     """The generator's edge-head weight as ``train`` initialises it."""
     torch.manual_seed(derived_seed(config.seed, "init"))

@@ -10,6 +10,7 @@ namespace py = pybind11;
 
 void bind_permanent(py::module_& m);
 void bind_sampling(py::module_& m);
+void bind_activations(py::module_& m);
 
 #ifndef QBOSON_VERSION
 #define QBOSON_VERSION "dev"
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "qboson's C++ kernels (private; use the qboson package)";
     bind_permanent(m);
     bind_sampling(m);
+    bind_activations(m);
     m.def("build_info", []() {
         py::dict info;
         info["version"] = QBOSON_VERSION;

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._lookup16 import sigmoid, tanh
+
 __all__ = ["Generator", "Discriminator", "GENERATOR_WIDTHS", "OUTPUT_MODES", "init_weights", "decode_graphs"]
 
 #: hidden widths of the paper's generator
@@ -304,6 +306,6 @@ class Discriminator(nn.Module):
         h = nodes
         for self_map, bond_map in zip(self.self_maps, self.bond_maps):
             msg = torch.bmm(adj, bond_map(h).view(b, n * self.n_rel, -1))  # sum_{j,y} E[b,i,j,y] (h_j W_y)
-            h = torch.cat([torch.tanh(self_map(h) + msg), nodes], dim=-1)
-        pooled = torch.tanh((torch.sigmoid(self.gate(h)) * torch.tanh(self.value(h))).sum(dim=1))
+            h = torch.cat([tanh(self_map(h) + msg), nodes], dim=-1)
+        pooled = tanh((sigmoid(self.gate(h)) * tanh(self.value(h))).sum(dim=1))
         return self.head(pooled).squeeze(-1)

@@ -35,6 +35,7 @@ from torch import nn
 
 from .._fpenv import flushed_subnormals
 from .._heap import retained_heap
+from .._lookup16 import sigmoid, tanh
 from .batches import GraphData, real_batch
 from .config import TrainConfig
 from .model import Discriminator, Generator, gumbel_noise, relax_with_noise
@@ -183,14 +184,14 @@ class StackedDiscriminator(_Stacked):
                 hv = h.view(K, b * n, d_in)
                 msg = torch.bmm(adj, _linear(hv, w_bond).view(K * b, n * r, d_out))
                 pre = _linear(hv, w_self, bias) + msg.view(K, b * n, d_out)
-            pre = torch.tanh(pre).view(K * b, n, d_out)
+            pre = tanh(pre).view(K * b, n, d_out)
             h = torch.cat([pre, x.to(pre.dtype)], dim=-1)  # under bf16 autocast stay bf16 (cat would promote)
         h = h.view(K, b * n, -1)
         # gate and value as two products: one product split in two costs a concatenation of
         # their gradients in every backward pass, larger than reading h twice
         gate = _linear(h, p["gate.weight"], p["gate.bias"])
         value = _linear(h, p["value.weight"], p["value.bias"])
-        out = torch.tanh((torch.sigmoid(gate) * torch.tanh(value)).view(K, b, n, -1).sum(dim=2))
+        out = tanh((sigmoid(gate) * tanh(value)).view(K, b, n, -1).sum(dim=2))
         for j in range(self.n_head):
             out = _linear(out, p[f"head.{2 * j}.weight"], p[f"head.{2 * j}.bias"])
             if j < self.n_head - 1:

@@ -1,0 +1,32 @@
+// Bindings of the 16-bit table lookup: raw 16-bit float bits as int16 numpy arrays (a torch
+// bfloat16 tensor's .view(torch.int16).numpy(), no copy), GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+
+#include "qboson/lookup16.hpp"
+
+namespace py = pybind11;
+
+// No forcecast: a converted copy of `out` would be written instead of `out`.
+using Bits = py::array_t<std::int16_t, py::array::c_style>;
+
+void bind_activations(py::module_& m) {
+    m.def(
+        "lookup16",
+        [](const Bits& x, Bits& out, const Bits& table, int threads) {
+            if (x.size() != out.size()) throw std::invalid_argument("lookup16: x and out differ in size");
+            if (table.size() != 65537) throw std::invalid_argument("lookup16: the table must have 65536 entries and one of padding");
+            if (threads < 1) throw std::invalid_argument("lookup16: threads must be >= 1");
+            const auto* src = reinterpret_cast<const std::uint16_t*>(x.data());
+            const auto* tab = reinterpret_cast<const std::uint16_t*>(table.data());
+            auto* dst = reinterpret_cast<std::uint16_t*>(out.mutable_data());
+            const auto n = static_cast<std::size_t>(x.size());
+            py::gil_scoped_release release;
+            qboson::lookup16(src, dst, n, tab, threads);
+        },
+        py::arg("x"), py::arg("out"), py::arg("table"), py::arg("threads") = 1,
+        "out[i] = table[x[i]] on 16-bit codes held as C-contiguous int16 arrays (the table: 65536 entries and one of padding).");
+}
