@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from qboson import _core, _lookup16  # noqa: E402
+from qboson._fpenv import flushed_subnormals  # noqa: E402
 
 NAMES = ("tanh", "sigmoid")
 TORCH = {"tanh": torch.tanh, "sigmoid": torch.sigmoid}
@@ -51,6 +52,27 @@ def test_every_bfloat16_value_matches_torch(name, lookup_everything):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_every_value_matches_torch_with_subnormals_flushed(name, lookup_everything):
+    # with flush-to-zero and denormals-are-zero torch maps subnormal inputs otherwise: its own table
+    x = _every_bf16()
+    f = getattr(_lookup16, name)
+    plain = f(x)
+    with flushed_subnormals(True):
+        assert _core.subnormal_mode() == 3
+        flushed = f(x)
+        assert torch.equal(_bits(flushed), _bits(TORCH[name](x)))
+    assert _core.subnormal_mode() == 0
+    if name == "tanh":  # tanh(x) = x for a subnormal x, unless flushed
+        assert not torch.equal(_bits(plain), _bits(flushed))
+    assert torch.equal(_bits(f(x)), _bits(plain))
+
+
+def test_a_table_is_built_in_its_own_mode():
+    with pytest.raises(RuntimeError, match="must be built in that mode"):
+        _lookup16.table.__wrapped__("sigmoid", 3)  # past the cache, which may hold it from another test
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_strided_and_shaped_inputs(name, lookup_everything):
     g = torch.Generator().manual_seed(0)
     x = (4 * torch.randn(7, 33, 20, generator=g)).bfloat16()
@@ -83,12 +105,18 @@ def test_first_and_second_derivatives_match_torch(name, lookup_everything):
 def test_other_dtypes_devices_and_small_tensors_go_to_torch(monkeypatch):
     calls = []
     monkeypatch.setattr(_lookup16._core, "lookup16", lambda *a: calls.append(a))
+    monkeypatch.setattr(_lookup16, "table", lambda name, mode: None)
     x32 = torch.randn(1 << 15)
     assert torch.equal(_lookup16.tanh(x32), torch.tanh(x32))
     small = torch.randn(_lookup16.MIN_ELEMENTS - 1).bfloat16()
     assert torch.equal(_bits(_lookup16.sigmoid(small)), _bits(torch.sigmoid(small)))
     assert not calls
     _lookup16.tanh(torch.randn(_lookup16.MIN_ELEMENTS).bfloat16())
+    assert len(calls) == 1
+    # where the subnormal mode cannot be read, neither can the table be chosen
+    monkeypatch.setattr(_lookup16._core, "subnormal_mode", lambda: -1)
+    big = torch.randn(_lookup16.MIN_ELEMENTS).bfloat16()
+    assert torch.equal(_bits(_lookup16.tanh(big)), _bits(torch.tanh(big)))
     assert len(calls) == 1
 
 

@@ -8,6 +8,10 @@
 
 #include "qboson/lookup16.hpp"
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
+
 namespace py = pybind11;
 
 // No forcecast: a converted copy of `out` would be written instead of `out`.
@@ -29,4 +33,16 @@ void bind_activations(py::module_& m) {
         },
         py::arg("x"), py::arg("out"), py::arg("table"), py::arg("threads") = 1,
         "out[i] = table[x[i]] on 16-bit codes held as C-contiguous int16 arrays (the table: 65536 entries and one of padding).");
+    m.def(
+        "subnormal_mode",
+        []() {
+#if defined(__x86_64__) || defined(_M_X64)
+            const unsigned csr = _mm_getcsr();
+            return static_cast<int>(((csr >> 6) & 1u) | (((csr >> 15) & 1u) << 1));
+#else
+            return -1;
+#endif
+        },
+        "The calling thread's subnormal handling: bit 0 denormals-are-zero, bit 1 flush-to-zero (x86 MXCSR); "
+        "-1 where it cannot be read.");
 }
