@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from qboson.molgan.model import Discriminator, Generator  # noqa: E402
+from qboson.molgan.model import Discriminator, Generator, graph_bmm  # noqa: E402
 from qboson.molgan import gradient_penalty  # noqa: E402
 
 
@@ -171,6 +171,30 @@ def test_gradient_penalty_is_per_sample_not_batch_norm():
     ge, gx = torch.autograd.grad(critic(e, x).sum(), (e, x))
     batch_norm = torch.sqrt((ge ** 2).sum() + (gx ** 2).sum())
     assert not torch.isclose(gp, (batch_norm - 1) ** 2)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_graph_bmm_gives_bmm_values_and_gradients_contiguously(autocast):
+    # as in the critic: a float32 adjacency times features, differentiated twice (gradient penalty)
+    g = torch.Generator().manual_seed(0)
+    a0 = torch.rand(6, 9, 27, generator=g)
+    b0 = torch.randn(6, 27, 16, generator=g)
+    w = torch.randn(6, 9, 16, generator=g)
+
+    def run(product):
+        a, b = a0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = product(a, b)
+        ga, gb = torch.autograd.grad((out.float() * w).sum(), (a, b), create_graph=True)
+        penalty = (ga.float() ** 2).sum() + (gb.float() ** 2).sum()
+        gga, ggb = torch.autograd.grad(penalty, (a, b))
+        return out, ga, gb, gga, ggb
+
+    ours, theirs = run(graph_bmm), run(torch.bmm)
+    assert ours[0].dtype == (torch.bfloat16 if autocast else torch.float32)
+    for x, y in zip(ours, theirs):
+        assert x.dtype == y.dtype and torch.equal(x, y)
+    assert all(t.is_contiguous() for t in ours[1:])
 
 
 def test_without_torch(monkeypatch):

@@ -38,7 +38,7 @@ from .._heap import retained_heap
 from .._lookup16 import sigmoid, tanh
 from .batches import GraphData, real_batch
 from .config import TrainConfig
-from .model import Discriminator, Generator, gumbel_noise, relax_with_noise
+from .model import Discriminator, Generator, graph_bmm, gumbel_noise, relax_with_noise
 from .trainer import (Evaluator, RunState, _bar, _curve_schedule, _iteration, forward_precision,
                       open_run, resolve_device)
 from .runfiles import LossWindow, stop_on_sigint
@@ -173,7 +173,7 @@ class StackedDiscriminator(_Stacked):
                 # product by [W_1 .. W_{R-1}, W_0]; the (R-1) * d_in wide intermediate beats (R-1) * d_out
                 if adj_t is None:
                     adj_t = bonds.permute(0, 1, 4, 2, 3).reshape(K * b, r * n, n)  # (K*B, (y, i), j)
-                agg = torch.bmm(adj_t, h).view(K * b, r, n, d_in).transpose(1, 2).reshape(K, b * n, r * d_in)
+                agg = graph_bmm(adj_t, h).view(K * b, r, n, d_in).transpose(1, 2).reshape(K, b * n, r * d_in)
                 w = torch.cat([w_bond.view(K, r, d_out, d_in).transpose(1, 2).reshape(K, d_out, r * d_in), w_self],
                               dim=2)
                 pre = _linear(torch.cat([agg, h.view(K, b * n, d_in)], dim=-1), w, bias)
@@ -182,7 +182,7 @@ class StackedDiscriminator(_Stacked):
                 if adj is None:
                     adj = bonds.reshape(K * b, n, n * r)  # (K*B, i, (j, y))
                 hv = h.view(K, b * n, d_in)
-                msg = torch.bmm(adj, _linear(hv, w_bond).view(K * b, n * r, d_out))
+                msg = graph_bmm(adj, _linear(hv, w_bond).view(K * b, n * r, d_out))
                 pre = _linear(hv, w_self, bias) + msg.view(K, b * n, d_out)
             pre = tanh(pre).view(K * b, n, d_out)
             h = torch.cat([pre, x.to(pre.dtype)], dim=-1)  # under bf16 autocast stay bf16 (cat would promote)
