@@ -38,7 +38,7 @@ from .._heap import retained_heap
 from .._lookup16 import sigmoid, tanh
 from .batches import GraphData, real_batch
 from .config import TrainConfig
-from .model import Discriminator, Generator, graph_bmm, gumbel_noise, relax_with_noise
+from .model import Discriminator, Generator, _autocast_dtype, graph_bmm, gumbel_noise, relax_with_noise
 from .trainer import (Evaluator, RunState, _bar, _curve_schedule, _iteration, forward_precision,
                       open_run, resolve_device)
 from .runfiles import LossWindow, stop_on_sigint
@@ -163,6 +163,9 @@ class StackedDiscriminator(_Stacked):
         p, b, n, r = self._p(), nodes.shape[1], nodes.shape[2], self.n_rel
         x = nodes.reshape(K * b, n, self.n_atom_types)
         bonds = edges[..., 1:]
+        # Under autocast each layout of the adjacency is cast while it is copied (one pass, not a float32
+        # copy and then a cast); each keeps its own cast, so their gradients still meet in float32.
+        product_dtype = _autocast_dtype(edges.device.type) or bonds.dtype
         adj = adj_t = None
         h = x
         for i in range(self.n_conv):
@@ -172,7 +175,7 @@ class StackedDiscriminator(_Stacked):
                 # narrow input: sum over neighbours first, sum_j E[i,j,y] h_j (K*B, N, R-1, d_in), then one
                 # product by [W_1 .. W_{R-1}, W_0]; the (R-1) * d_in wide intermediate beats (R-1) * d_out
                 if adj_t is None:
-                    adj_t = bonds.permute(0, 1, 4, 2, 3).reshape(K * b, r * n, n)  # (K*B, (y, i), j)
+                    adj_t = bonds.permute(0, 1, 4, 2, 3).to(product_dtype).reshape(K * b, r * n, n)  # (K*B, (y, i), j)
                 agg = graph_bmm(adj_t, h).view(K * b, r, n, d_in).transpose(1, 2).reshape(K, b * n, r * d_in)
                 w = torch.cat([w_bond.view(K, r, d_out, d_in).transpose(1, 2).reshape(K, d_out, r * d_in), w_self],
                               dim=2)
@@ -180,7 +183,7 @@ class StackedDiscriminator(_Stacked):
             else:
                 # wide input: h_j W_y first (K, B*N, (R-1) * d_out), then the neighbour sum
                 if adj is None:
-                    adj = bonds.reshape(K * b, n, n * r)  # (K*B, i, (j, y))
+                    adj = bonds.to(product_dtype).reshape(K * b, n, n * r)  # (K*B, i, (j, y))
                 hv = h.view(K, b * n, d_in)
                 msg = graph_bmm(adj, _linear(hv, w_bond).view(K * b, n * r, d_out))
                 pre = _linear(hv, w_self, bias) + msg.view(K, b * n, d_out)
