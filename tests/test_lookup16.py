@@ -138,6 +138,8 @@ def test_kernel_refuses_mismatched_arrays():
         _core.lookup16(x, np.zeros(10, np.int16), table, 0)
     with pytest.raises(TypeError):
         _core.lookup16(x, np.zeros(10, np.float32), table)  # no silent conversion of the output
+    with pytest.raises(TypeError):  # nor a contiguous copy of a strided one, whose result would be lost
+        _core.lookup16(x, np.zeros((2, 10), np.int16)[:, ::2], table)
     out = np.zeros(10, np.int16)
     _core.lookup16(np.arange(10, dtype=np.int16), out, table)
     assert np.array_equal(out, table[:10])

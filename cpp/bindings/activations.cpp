@@ -14,7 +14,8 @@
 
 namespace py = pybind11;
 
-// No forcecast: a converted copy of `out` would be written instead of `out`.
+// `out` is taken with noconvert(): any converted copy (another dtype, or a C-contiguous copy of a
+// strided array) would be written instead of `out` and the result lost.
 using Bits = py::array_t<std::int16_t, py::array::c_style>;
 
 void bind_activations(py::module_& m) {
@@ -31,7 +32,7 @@ void bind_activations(py::module_& m) {
             py::gil_scoped_release release;
             qboson::lookup16(src, dst, n, tab, threads);
         },
-        py::arg("x"), py::arg("out"), py::arg("table"), py::arg("threads") = 1,
+        py::arg("x"), py::arg("out").noconvert(), py::arg("table"), py::arg("threads") = 1,
         "out[i] = table[x[i]] on 16-bit codes held as C-contiguous int16 arrays (the table: 65536 entries and one of padding).");
     m.def(
         "subnormal_mode",
