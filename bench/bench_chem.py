@@ -23,6 +23,8 @@ import numpy as np
 
 from qboson import chem
 
+from result_files import check_new, write_new_text  # this folder is on sys.path when run as a script
+
 
 _cpu: list[float] = []  # process CPU seconds of the last _timed call
 
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="cache root (default $QBOSON_CACHE or ~/.cache/qboson)")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
+    problem = check_new(args.json, "--json")
+    if problem:
+        parser.error(problem)
     rows: list[tuple[str, ...]] = []
 
     def add(step: str, wall: float, result: str, cpu: float | None = None) -> None:
@@ -102,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(out, fh, indent=2)
+        write_new_text(args.json, json.dumps(out, indent=2))
     return 0
 
 

@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+from result_files import check_new, write_new_text  # this folder is on sys.path when run as a script
+
 
 def bench_training(threads: int, iterations: int, warmup: int, batch_size: int = 256) -> dict:
     import torch
@@ -301,6 +303,24 @@ def bench_evaluation(n: int, run: str | None, threads: int) -> dict:
     return out
 
 
+def parse_stacks(text: str) -> list[int]:
+    """``"8,16"`` -> ``[8, 16]``; a part that is not an integer becomes 0 (refused by :func:`check_stack_sizes`)."""
+    return [int(x) if x.strip().isdigit() else 0 for x in text.split(",")]
+
+
+def check_stack_sizes(ks: list[int]) -> str | None:
+    """``None`` if every stack size is a positive integer, else why not."""
+    return None if ks and all(k >= 1 for k in ks) else "--stacks takes positive integers, e.g. 8,16"
+
+
+def check_precisions(precisions: list[str]) -> str | None:
+    """``None`` if every precision is one ``TrainConfig`` knows, else why not."""
+    from qboson.molgan.config import PRECISIONS
+
+    bad = [x for x in precisions if x not in PRECISIONS]
+    return f"--precisions takes {', '.join(PRECISIONS)}; got {', '.join(map(repr, bad))}" if bad else None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", default="1,2", help="torch thread counts to time training with (default 1,2)")
@@ -321,6 +341,12 @@ def main(argv=None) -> int:
     p.add_argument("--bf16-effect", type=int, metavar="STEPS",
                    help="with --trained: what bf16 changes (same weights, and STEPS more critic updates)")
     args = p.parse_args(argv)
+    problems = [check_new(args.json, "--json"), check_new(args.markdown, "--markdown")]
+    if args.stacks:
+        problems += [check_stack_sizes(parse_stacks(args.stacks)), check_precisions(args.precisions.split(","))]
+    for problem in problems:
+        if problem:
+            p.error(problem)
 
     result: dict = {"load_average_start": os.getloadavg(), "cpus": os.cpu_count(), "training": []}
     if args.bf16_effect:
@@ -333,7 +359,7 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(1)
-        result["stacks"] = bench_stacks([int(k) for k in args.stacks.split(",")], args.precisions.split(","),
+        result["stacks"] = bench_stacks(parse_stacks(args.stacks), args.precisions.split(","),
                                         args.steps, args.warmup, args.rounds, args.trained)
         result["load_average_end"] = os.getloadavg()
         table = stacks_table(result["stacks"])
@@ -342,11 +368,9 @@ def main(argv=None) -> int:
                 f"{result['load_average_end'][0]:.1f} at end ({result['cpus']} CPUs)\n")
         print(table + note)
         if args.markdown:
-            with open(args.markdown, "w") as f:
-                f.write(table + note)
+            write_new_text(args.markdown, table + note)
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=2)
+            write_new_text(args.json, json.dumps(result, indent=2))
         return 0
     if not args.skip_training:
         for threads in (int(x) for x in args.threads.split(",")):
@@ -381,8 +405,7 @@ def main(argv=None) -> int:
         if "run" in ev:
             print(f"| `evaluate_run` on {ev['run']['path']} ({ev['run']['valid']} valid) | {ev['run']['seconds']:.1f} |")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_new_text(args.json, json.dumps(result, indent=2))
     return 0
 
 

@@ -34,6 +34,10 @@ import time
 
 import numpy as np
 
+# this folder is on sys.path when run as a script
+from bench_molgan import check_precisions, check_stack_sizes, parse_stacks  # noqa: E402
+from result_files import check_new, write_new_text  # noqa: E402
+
 
 def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, precision: str, flush: bool,
             legacy: bool, warmup: int, steps: int, barrier, queue) -> None:
@@ -176,9 +180,16 @@ def main(argv=None) -> int:
     layouts = tuple(x.strip() for x in args.layouts.split(","))
     if not layouts or set(layouts) - {"procs", "threads"}:
         p.error(f"--layouts takes procs and/or threads, got {args.layouts!r}")
+    ks, precisions = parse_stacks(args.stacks), args.precisions.split(",")
+    problems = [check_stack_sizes(ks), check_precisions(precisions), check_new(args.markdown, "--markdown"),
+                check_new(args.json, "--json")]
+    if not os.path.isfile(args.trained):
+        problems.append(f"--trained {args.trained}: no such file")
+    for problem in problems:
+        if problem:
+            p.error(problem)
     load0 = os.getloadavg()
-    result = bench_cores(args.trained, args.cores, [int(k) for k in args.stacks.split(",")],
-                         args.precisions.split(","), args.warmup, args.steps, args.rounds, layouts)
+    result = bench_cores(args.trained, args.cores, ks, precisions, args.warmup, args.steps, args.rounds, layouts)
     result["load_average"] = [load0, os.getloadavg()]
     text = table(result) + (
         f"\nfrom `{args.trained}` (critic step {result['critic_step']}), median of {args.rounds} rounds of "
@@ -186,11 +197,9 @@ def main(argv=None) -> int:
         f"{result['load_average'][1][0]:.1f} at end ({os.cpu_count()} CPUs)\n")
     print(text)
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
+        write_new_text(args.markdown, text)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_new_text(args.json, json.dumps(result, indent=2))
     return 0
 
 
