@@ -4,6 +4,8 @@ A benchmark may run for an hour, so the paths it will write are checked before i
 (:func:`check_new`), and a file that exists is never replaced: it may be an earlier result,
 or not a benchmark's file at all.  The text goes to a temporary file beside the target and is
 then hard-linked into place, which fails, instead of overwriting, if the name appeared meanwhile.
+Where the file system has no hard links, the name is first claimed by creating an empty file
+exclusively, and the temporary file then replaces that claim (still a whole file, never another's).
 """
 
 from __future__ import annotations
@@ -37,7 +39,14 @@ def write_new_text(path: str, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.link(tmp, target)  # no-clobber: raises FileExistsError where os.replace would overwrite
+        try:
+            os.link(tmp, target)  # no-clobber: raises FileExistsError where os.replace would overwrite
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (some network and FAT-like file systems)
+            with open(target, "x", encoding="utf-8"):
+                pass  # our claim on the name; FileExistsError if it exists
+            os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

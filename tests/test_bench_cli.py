@@ -102,6 +102,21 @@ def test_write_new_text_never_replaces(tmp_path):
     assert os.listdir(tmp_path) == ["result.json"]
 
 
+def test_write_new_text_without_hard_links(tmp_path, monkeypatch):
+    # regression: the no-clobber step used os.link only, so a file system without hard links lost the result
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(result_files.os, "link", no_links)
+    target = tmp_path / "result.json"
+    result_files.write_new_text(str(target), "first")
+    assert target.read_text() == "first"
+    with pytest.raises(FileExistsError):
+        result_files.write_new_text(str(target), "second")
+    assert target.read_text() == "first"
+    assert os.listdir(tmp_path) == ["result.json"]
+
+
 def test_check_new_refuses_a_dangling_link(tmp_path):
     link = tmp_path / "link.json"
     link.symlink_to(tmp_path / "elsewhere.json")
