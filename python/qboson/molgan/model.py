@@ -280,7 +280,7 @@ class _Bmm(torch.autograd.Function):
         return _Bmm.apply(grad, _TransposedView.apply(b)), _Bmm.apply(_TransposedView.apply(a), grad)
 
 
-def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     """The dtype autocast casts products to on ``device_type`` here, or ``None`` outside autocast."""
     try:
         enabled = torch.is_autocast_enabled(device_type)
@@ -300,7 +300,7 @@ def graph_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     long as a contiguous add (2-3 % of a bf16 stacked critic update).  Here every gradient is
     made contiguous where it is formed, so the sums are contiguous.
     """
-    dtype = _autocast_dtype(a.device.type)
+    dtype = autocast_dtype(a.device.type)
     if dtype is not None:  # cast as autocast would, outside the function so that autograd sees it
         a, b = a.to(dtype), b.to(dtype)
     return _Bmm.apply(a, b)

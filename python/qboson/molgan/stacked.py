@@ -38,7 +38,7 @@ from .._heap import retained_heap
 from .._lookup16 import sigmoid, tanh
 from .batches import GraphData, real_batch
 from .config import TrainConfig
-from .model import Discriminator, Generator, _autocast_dtype, graph_bmm, gumbel_noise, relax_with_noise
+from .model import Discriminator, Generator, autocast_dtype, graph_bmm, gumbel_noise, relax_with_noise
 from .trainer import (Evaluator, RunState, _bar, _curve_schedule, _iteration, forward_precision,
                       open_run, resolve_device)
 from .runfiles import LossWindow, stop_on_sigint
@@ -165,7 +165,7 @@ class StackedDiscriminator(_Stacked):
         bonds = edges[..., 1:]
         # Under autocast each layout of the adjacency is cast while it is copied (one pass, not a float32
         # copy and then a cast); each keeps its own cast, so their gradients still meet in float32.
-        product_dtype = _autocast_dtype(edges.device.type) or bonds.dtype
+        product_dtype = autocast_dtype(edges.device.type) or bonds.dtype
         adj = adj_t = None
         h = x
         for i in range(self.n_conv):
