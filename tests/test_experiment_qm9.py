@@ -151,6 +151,19 @@ def test_grid_refuses_a_run_made_with_other_settings(tmp_path, tiny_grid, capsys
     assert "klingon" in capsys.readouterr().err
 
 
+def test_grid_goes_on_with_another_thread_count(tmp_path, tiny_grid):
+    # the thread count says how a run is executed, not what it is: not "other settings"
+    victim = tmp_path / "grid" / "gaussian-d4-s0"
+    assert qm9.run(_args(tmp_path, no_plots=True, seeds="0", latents="gaussian")) == 0
+    for f in ("eval.json", "train_summary.json", "checkpoint.pt", "metrics.csv"):
+        (victim / f).unlink()
+    config = molgan_train.TrainConfig.from_dict(json.loads((victim / "config.json").read_text()))
+    molgan_train.train(config, victim, resume=True, progress=False, stop_after=2)  # interrupted on 1 thread
+    assert qm9.run(_args(tmp_path, no_plots=True, seeds="0", latents="gaussian", threads=2)) == 0
+    assert json.loads((victim / "config.json").read_text())["threads"] == 2  # resumed on 2
+    assert molgan_train.load_checkpoint(victim)["iteration"] == 6
+
+
 def test_grid_plots(tmp_path, tiny_grid):
     pytest.importorskip("matplotlib")
     pytest.importorskip("rdkit")

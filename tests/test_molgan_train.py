@@ -260,6 +260,37 @@ def test_cli_train_resume_and_errors(tmp_path, monkeypatch, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_cli_resume_takes_threads_and_refuses_other_settings(tmp_path, monkeypatch, capsys):
+    # regression: on --resume every flag but --iterations was silently ignored (a run asked to
+    # continue on 2 threads kept 1; one asked for another learning rate kept its own)
+    monkeypatch.setattr(GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _data()))
+    small = {k: v for k, v in TINY.items() if k not in ("latent", "dim", "seed", "iterations", "threads")}
+    (tmp_path / "cfg.json").write_text(json.dumps(small))
+    base = ["train", "--latent", "gaussian", "--dim", "4", "--out", str(tmp_path / "run"),
+            "--config", str(tmp_path / "cfg.json"), "--no-progress", "--profile", "quick"]
+    assert _cli(base + ["--iterations", "10"]) == 0
+    capsys.readouterr()
+    for extra, named in ([["--lr", "0.5"], "lr_generator"], [["--seed", "3"], "seed"],
+                         [["--critic-input", "gumbel_hard"], "output_mode"]):
+        assert _cli(base + ["--iterations", "12", "--resume"] + extra) == 2
+        err = capsys.readouterr().err
+        assert named in err and "--threads" in err
+        assert load_checkpoint(tmp_path / "run")["iteration"] == 10  # nothing was trained
+    assert _cli(["train", "--latent", "bernoulli", "--out", str(tmp_path / "run"), "--resume", "--no-progress"]) == 2
+    assert "latent 'bernoulli' (the run has 'gaussian')" in capsys.readouterr().err
+    assert _cli(base + ["--iterations", "12", "--resume", "--threads", "2"]) == 0
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["iteration"] == 12 and ckpt["config"]["threads"] == 2 and ckpt["config"]["lr_critic"] == TINY["lr_critic"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["threads"] == 2
+
+
+def test_resume_may_change_the_thread_count(tmp_path):
+    cfg = TrainConfig(**TINY)
+    train(cfg, tmp_path / "r", data=_data(), latent_bank=_bank(), progress=False, stop_after=5)
+    summary = train(cfg.replace(threads=2), tmp_path / "r", data=_data(), progress=False, resume=True)
+    assert summary["finished"] and load_checkpoint(tmp_path / "r")["config"]["threads"] == 2
+
+
 @pytest.mark.slow
 def test_train_and_evaluate_on_qm9(tmp_path):
     """A few iterations on real QM9, then `qboson evaluate` with FCD (needs the chem extra; ~1-2 min)."""

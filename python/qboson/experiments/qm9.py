@@ -183,7 +183,8 @@ def _check_existing(config, run_dir: Path) -> None:
         except (ValueError, TypeError):
             pass
         mine = config.to_dict()
-        diff = sorted(k for k in mine if saved.get(k) != mine[k])
+        # the thread count is how a run is executed, not what it is: a grid may go on with another
+        diff = sorted(k for k in mine if saved.get(k) != mine[k] and k != "threads")
         if diff:
             said = ", ".join(f"{k} {saved.get(k)!r} there, {mine[k]!r} asked" for k in diff)
             raise ValueError(f"{run_dir} holds a run with other settings ({said}); give the flags that "

@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 __all__ = ["register"]
 
@@ -42,6 +46,22 @@ def training_overrides(args: argparse.Namespace) -> dict:
     if args.lr is not None:
         out.update(lr_generator=args.lr, lr_critic=args.lr)
     return out
+
+
+def _resumed_config(saved: TrainConfig, given: dict, args: argparse.Namespace) -> TrainConfig:
+    """The config a resumed run continues with: its own, with ``--iterations`` (to extend it) and
+    ``--threads`` (an execution setting) applied.  Any other setting given (flag or ``--config``
+    file) must agree with the run's: ``ValueError`` naming each one that does not, rather than
+    silently ignoring it."""
+    given = {k: v for k, v in given.items() if k not in ("iterations", "threads")}
+    if args.profile is not None:
+        given["profile"] = args.profile
+    have, wanted = saved.to_dict(), saved.replace(**given).to_dict()
+    clash = [f"{k} {wanted[k]!r} (the run has {have[k]!r})" for k in wanted if wanted[k] != have[k]]
+    if clash:
+        raise ValueError(f"cannot resume {args.out} with other settings: {'; '.join(clash)}; "
+                         "only --iterations and --threads may change")
+    return saved.replace(iterations=args.iterations or saved.iterations, threads=args.threads or saved.threads)
 
 
 def _betas(text: str) -> tuple[float, float]:
@@ -114,9 +134,8 @@ def _train(args: argparse.Namespace) -> int:
             overrides.update(latent_bank_path=str(Path(args.latent_bank).resolve()))
         config = profile_config(profile, **overrides)
         if args.resume and (Path(args.out) / CHECKPOINT).exists():
-            # the run's own config wins (only the iteration count may be extended)
             saved = TrainConfig.from_dict(load_checkpoint(args.out)["config"])
-            config = saved.replace(iterations=args.iterations or saved.iterations)
+            config = _resumed_config(saved, overrides, args)
         evaluator = curve_evaluator(config, threads=config.threads) if config.curve_points else None
         summary = train(config, args.out, resume=args.resume, progress=not args.no_progress,
                         evaluator=evaluator, device=args.device)

@@ -137,7 +137,9 @@ def train(
     ``data``: training graphs (default: the QM9 training split of ``config.data_seed``).
     ``latent_bank``: ``(M, dim)`` latent vectors (default: drawn with :func:`make_latent_bank`).
     ``resume``: continue from ``out_dir/checkpoint.pt`` if there is one, else start (the
-    saved config is used; ``config`` may only change ``iterations``, to extend a run).
+    saved config is used; ``config`` may only change ``iterations``, to extend a run, and
+    ``threads``; a run continued on another thread count equals the uninterrupted one to float
+    rounding, not bit for bit).
     ``out_dir`` must be new, empty, or a qboson run folder (``qboson._outdir.OutputDirError`` otherwise);
     without ``resume`` an existing checkpoint is an error too.
     ``evaluator``: called at ``config.curve_points`` evenly spaced iterations; its rows go to
@@ -303,11 +305,13 @@ def open_run(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = 
     if resume and (out / CHECKPOINT).exists():
         ckpt = load_checkpoint(out)
         saved = TrainConfig.from_dict(ckpt["config"])
-        if saved.replace(iterations=config.iterations) != config.replace(iterations=config.iterations):
+        # the iteration count may be extended and the thread count changed; nothing else
+        changeable = dict(iterations=config.iterations, threads=config.threads)
+        if saved.replace(**changeable) != config:
             diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items()
-                    if config.to_dict()[k] != v and k != "iterations"}
+                    if config.to_dict()[k] != v and k not in changeable}
             raise ValueError(f"cannot resume {out}: config differs from the checkpoint's: {diff}")
-        config = saved.replace(iterations=config.iterations)
+        config = saved.replace(**changeable)
     torch.set_num_threads(config.threads)
     atomic_write_text(out / "config.json", config.to_json() + "\n")
 
