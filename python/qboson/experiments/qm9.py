@@ -168,7 +168,7 @@ def _grid_configs(args: argparse.Namespace) -> list[tuple[Any, Path]]:
 
 def _check_existing(config, run_dir: Path) -> None:
     """Refuse to mix a run made with other settings into this grid."""
-    from ..molgan.config import TrainConfig
+    from ..molgan.config import EXECUTION_FIELDS, TrainConfig
 
     path = run_dir / "config.json"
     if path.exists():
@@ -183,8 +183,8 @@ def _check_existing(config, run_dir: Path) -> None:
         except (ValueError, TypeError):
             pass
         mine = config.to_dict()
-        # the thread count is how a run is executed, not what it is: a grid may go on with another
-        diff = sorted(k for k in mine if saved.get(k) != mine[k] and k != "threads")
+        # how a run is executed (its thread count) is not what it is: a grid may go on with another
+        diff = sorted(k for k in mine if saved.get(k) != mine[k] and k not in EXECUTION_FIELDS)
         if diff:
             said = ", ".join(f"{k} {saved.get(k)!r} there, {mine[k]!r} asked" for k in diff)
             raise ValueError(f"{run_dir} holds a run with other settings ({said}); give the flags that "

@@ -53,7 +53,9 @@ def _resumed_config(saved: TrainConfig, given: dict, args: argparse.Namespace) -
     ``--threads`` (an execution setting) applied.  Any other setting given (flag or ``--config``
     file) must agree with the run's: ``ValueError`` naming each one that does not, rather than
     silently ignoring it."""
-    given = {k: v for k, v in given.items() if k not in ("iterations", "threads")}
+    from .config import EXECUTION_FIELDS
+
+    given = {k: v for k, v in given.items() if k != "iterations" and k not in EXECUTION_FIELDS}
     if args.profile is not None:
         given["profile"] = args.profile
     have, wanted = saved.to_dict(), saved.replace(**given).to_dict()

@@ -44,6 +44,9 @@ INITS = ("default", "xavier")
 DECODES = ("argmax", "sample")
 #: arithmetic of the networks' forward products: float32, or bfloat16 under torch.autocast
 PRECISIONS = ("fp32", "bf16")
+#: fields that say how a run is executed, not what it computes (beyond float rounding): a resumed
+#: run or a grid may change them
+EXECUTION_FIELDS = ("threads",)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from .._atomic import atomic_save_npy, atomic_write_text
 from .._fpenv import flushed_subnormals
 from .._heap import retained_heap
 from .batches import GraphData, Stream, derived_seed, make_latent_bank, real_batch
-from .config import TrainConfig
+from .config import EXECUTION_FIELDS, TrainConfig
 from .model import Discriminator, Generator, init_weights, relax
 from .runfiles import (CHECKPOINT, CURVE_FIELDS, METRIC_FIELDS, LossWindow, load_checkpoint,
                        prepare_run_dir, read_rows, save_checkpoint, stop_on_sigint, write_rows)
@@ -305,8 +305,8 @@ def open_run(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = 
     if resume and (out / CHECKPOINT).exists():
         ckpt = load_checkpoint(out)
         saved = TrainConfig.from_dict(ckpt["config"])
-        # the iteration count may be extended and the thread count changed; nothing else
-        changeable = dict(iterations=config.iterations, threads=config.threads)
+        # the iteration count may be extended and the execution settings changed; nothing else
+        changeable = {k: getattr(config, k) for k in ("iterations", *EXECUTION_FIELDS)}
         if saved.replace(**changeable) != config:
             diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items()
                     if config.to_dict()[k] != v and k not in changeable}
