@@ -375,7 +375,7 @@ class GanTrainer:
                 fake = self._run(self.generator, z)
             d_loss, gp = self._critic_loss(real, fake)
             self.d_opt.zero_grad(set_to_none=True)
-            d_loss.sum().backward()
+            d_loss.sum().backward(inputs=list(self.critic.parameters()))  # not into the penalty's interpolates
             self.d_opt.step()
         for p in self.critic.parameters():
             p.requires_grad_(False)

@@ -153,6 +153,7 @@ def train(
     run = open_run(config, out_dir, resume=resume, data=data, latent_bank=latent_bank, device=dev)
     config, out, graphs, bank = run.config, run.out, run.graphs, run.bank
     gen, critic, opt_g, opt_d = run.gen, run.critic, run.opt_g, run.opt_d
+    critic_params = list(critic.parameters())
     real_stream, latent_stream, augment_rng, noise = run.real_stream, run.latent_stream, run.augment_rng, run.noise
     step, elapsed, window, rows, curve = run.step, run.elapsed, run.window, run.rows, run.curve
 
@@ -184,7 +185,7 @@ def train(
             gp = gradient_penalty(critic, real, fake, eps, config.precision)
             d_loss = -wasserstein + config.gp_weight * gp
             opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
+            d_loss.backward(inputs=critic_params)  # not into the penalty's interpolates: unused
             opt_d.step()
             step += 1
             # generator update every n_critic critic steps, on a fresh latent batch
