@@ -108,3 +108,14 @@ def test_evaluate_cli_errors(tmp_path, capsys):
     (tmp_path / "bad" / "checkpoint.pt").write_bytes(b"\x80\x04junk")
     assert _cli(["evaluate", str(tmp_path / "bad")]) == 2
     assert "corrupt checkpoint" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_thread_count_torch_cannot_take(run, capsys):
+    # regression: --threads 99999999999 reached torch.set_num_threads ("Overflow when unpacking long")
+    before = torch.get_num_threads()
+    for bad in (0, 2**40, True):
+        with pytest.raises(ValueError, match="threads must be an integer in"):
+            evaluation.evaluate_run(run, threads=bad, write=False)
+    assert _cli(["evaluate", str(run), "--threads", "99999999999"]) == 2
+    assert "threads must be an integer in [1, 1024]" in capsys.readouterr().err
+    assert torch.get_num_threads() == before

@@ -430,6 +430,13 @@ def test_new_settings_are_validated():
             TrainConfig(**{**TINY, **bad})
 
 
+def test_a_huge_thread_count_is_a_clear_error():
+    # regression: 2**40 threads reached torch.set_num_threads and failed there ("Overflow when unpacking long")
+    with pytest.raises(ValueError, match="threads must be at most 1024"):
+        TrainConfig(**{**TINY, "threads": 2**40})
+    assert TrainConfig(**{**TINY, "threads": 1024}).threads == 1024
+
+
 def test_device_names():
     from qboson.molgan.trainer import resolve_device
 

@@ -47,6 +47,8 @@ PRECISIONS = ("fp32", "bf16")
 #: fields that say how a run is executed, not what it computes (beyond float rounding): a resumed
 #: run or a grid may change them
 EXECUTION_FIELDS = ("threads",)
+#: most torch threads a run may ask for (torch takes a C int; far more threads than cores only hurts)
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -125,6 +127,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"config {name} must be a positive integer, got {value!r}")
+        if self.threads > MAX_THREADS:
+            raise ValueError(f"config threads must be at most {MAX_THREADS}, got {self.threads!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"config seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.curve_points, int) or isinstance(self.curve_points, bool) or self.curve_points < 0:

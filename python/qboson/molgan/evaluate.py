@@ -27,7 +27,7 @@ import torch
 
 from .._atomic import atomic_write_text
 from .batches import derived_seed, latent_source
-from .config import DECODES, TrainConfig
+from .config import DECODES, MAX_THREADS, TrainConfig
 from .model import decode_graphs
 from .runfiles import load_checkpoint
 from .trainer import build_models, resolve_device
@@ -145,6 +145,8 @@ def evaluate_run(
     """
     if isinstance(draw, bool) or not isinstance(draw, (int, np.integer)) or draw < 0:
         raise ValueError(f"draw must be an integer >= 0, got {draw!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}], got {threads!r}")
     t_start = time.perf_counter()
     torch.set_num_threads(threads)
     run = Path(run_dir)
