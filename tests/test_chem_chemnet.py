@@ -198,3 +198,33 @@ def test_without_fcd_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fcd_torch.utils", None)
     with pytest.raises(ImportError, match=r"qboson\[chem\]"):
         chemnet_activations(["CCO", "CCN"])
+
+
+def test_fcd_statistics_run_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # regression: on a busy 2-core machine two OpenBLAS threads made a 512 x 512 eigh 100x slower
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not threadpoolctl.threadpool_info() or not any(p["user_api"] == "blas" for p in threadpoolctl.threadpool_info()):
+        pytest.skip("no BLAS thread pool that threadpoolctl can see")
+    seen: list[int] = []
+    eigh, cov = np.linalg.eigh, np.cov
+
+    def blas_threads() -> int:
+        return max(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
+
+    monkeypatch.setattr(np.linalg, "eigh", lambda *a, **k: (seen.append(blas_threads()), eigh(*a, **k))[1])
+    monkeypatch.setattr(np, "cov", lambda *a, **k: (seen.append(blas_threads()), cov(*a, **k))[1])
+    rng = np.random.default_rng(0)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        mu1, s1 = activation_statistics(rng.normal(size=(50, 8)))
+        mu2, s2 = activation_statistics(rng.normal(size=(50, 8)) + 1)
+        value = frechet_distance(mu1, s1, mu2, s2)
+        assert blas_threads() == 2  # restored afterwards
+    assert seen == [1, 1, 1] and value > 0
+
+
+def test_without_threadpoolctl(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(40, 6)), rng.normal(size=(40, 6)) * 2
+    expected = frechet_distance(*activation_statistics(a), *activation_statistics(b))
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
+    assert frechet_distance(*activation_statistics(a), *activation_statistics(b)) == expected
