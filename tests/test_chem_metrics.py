@@ -106,3 +106,32 @@ def test_which_molecules_enter_fcd(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_n_fcd(n_fcd) -> None:
     with pytest.raises(ValueError, match="n_fcd"):
         evaluate_molecules(["CCO"], train_smiles=set(), fcd_reference=None, n_fcd=n_fcd)
+
+
+def test_a_reference_of_matched_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qboson.chem.chemnet import FCDReference, frechet_distance
+
+    def fake_activations(smiles, *, threads=1):
+        return np.array([[len(s), s.count("C")] + [0.0] * 510 for s in smiles], np.float32) + \
+            np.random.default_rng(len(smiles)).normal(size=(len(smiles), 512)).astype(np.float32)
+
+    monkeypatch.setattr(metrics_module, "chemnet_activations", fake_activations)
+    asked: list[int] = []
+    rng = np.random.default_rng(1)
+
+    def matched(n: int) -> FCDReference:
+        asked.append(n)
+        acts = rng.normal(size=(n, 512))
+        return FCDReference(mu=acts.mean(0), sigma=np.cov(acts, rowvar=False), n=n)
+
+    generated = ["CCO", "OCC", "CN", "CCCC", "CC.O", "CN", "C1CC"]
+    result = evaluate_molecules(generated, train_smiles=set(), fcd_reference=matched)
+    # called once per FCD with the number of molecules entering it: 5 valid, 3 of them distinct
+    assert asked == [5, 3] and result["n_fcd"] == 5 and result["n_fcd_unique"] == 3
+    # the same numbers as passing those references themselves
+    rng = np.random.default_rng(1)
+    fixed = [matched(5), matched(3)]
+    acts = fake_activations(["CCO", "CCO", "CN", "CCCC", "CN"]).astype(np.float64)
+    for key, rows, ref in (("fcd", [0, 1, 2, 3, 4], fixed[0]), ("fcd_unique", [0, 2, 3], fixed[1])):
+        a = acts[rows]
+        assert result[key] == pytest.approx(frechet_distance(a.mean(0), np.cov(a, rowvar=False), ref.mu, ref.sigma))

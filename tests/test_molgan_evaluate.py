@@ -119,3 +119,36 @@ def test_evaluate_refuses_a_thread_count_torch_cannot_take(run, capsys):
     assert _cli(["evaluate", str(run), "--threads", "99999999999"]) == 2
     assert "threads must be an integer in [1, 1024]" in capsys.readouterr().err
     assert torch.get_num_threads() == before
+
+
+def test_fcd_against_as_many_training_molecules(run, small_reference, capsys, monkeypatch):
+    from qboson import chem
+    from qboson.molgan.batches import derived_seed
+
+    # the tiny run makes no valid molecule: decode every graph to one of 40 QM9 molecules outside the training set
+    held_out = [s for s in SAMPLE.read_text().split() if s][200:240]
+    monkeypatch.setattr(chem, "graphs_to_smiles", lambda nodes, adjacency, strict=False:
+                        [held_out[i % 40] for i in range(len(nodes))])
+    evaluation.evaluate_run(run, n_samples=150, decode="sample")
+    before = (run / "eval.json").read_bytes()
+    default = json.loads(before)
+    a = evaluation.evaluate_run(run, n_samples=150, decode="sample", fcd_reference="train-sample")
+    assert (run / "eval.json").read_bytes() == before  # the standard evaluation is left alone
+    saved = json.loads((run / "eval-train-sample.json").read_text())
+    assert saved["fcd_reference"] == "qm9-train-sample" and default["fcd_reference"] == "qm9-test"
+    keys = ("valid", "valid_unique", "novel", "n_fcd", "n_fcd_unique")
+    assert [saved[k] for k in keys] == [default[k] for k in keys]  # the same molecules, another reference
+    assert (a["n_fcd"], a["n_fcd_unique"]) == (150, 40) and a["fcd"] != default["fcd"]
+    again = evaluation.evaluate_run(run, n_samples=150, decode="sample", fcd_reference="train-sample", write=False)
+    assert (again["fcd"], again["fcd_unique"]) == (a["fcd"], a["fcd_unique"])
+    # independently: the reference is the first n_fcd of a seeded permutation of the sorted training molecules
+    train = sorted(set([s for s in SAMPLE.read_text().split() if s][:200]))
+    order = np.random.default_rng(derived_seed(TINY["seed"], "fcd-reference")).permutation(len(train))
+    reference = chem.FCDReference.from_smiles([train[i] for i in order[:a["n_fcd"]]])
+    smiles = (run / "samples.smi").read_text().splitlines()
+    by_hand = chem.evaluate_molecules(smiles, train_smiles=set(train), fcd_reference=reference)
+    assert by_hand["fcd"] == pytest.approx(a["fcd"], rel=1e-6)
+    with pytest.raises(ValueError, match="unknown FCD reference 'validation'"):
+        evaluation.evaluate_run(run, fcd_reference="validation", write=False)
+    assert _cli(["evaluate", str(run), "-n", "150", "--decode", "sample", "--fcd-reference", "train-sample"]) == 0
+    assert "as many QM9 training molecules" in capsys.readouterr().out

@@ -20,7 +20,7 @@ Definitions (counts, not fractions, as in the paper's Table II):
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ._deps import quiet_rdkit, require_rdkit
 import numpy as np
@@ -48,7 +48,8 @@ def validity(smiles: str | None) -> tuple[bool, bool, str | None]:
 
 
 def evaluate_molecules(smiles: Sequence[str | None], *, train_smiles: set[str] | frozenset[str],
-                       fcd_reference: FCDReference | None, n_fcd: int | None = None,
+                       fcd_reference: FCDReference | Callable[[int], FCDReference] | None,
+                       n_fcd: int | None = None,
                        threads: int | None = 1) -> dict[str, Any]:
     """Metrics of generated molecules (``None`` or unparsable entries count as invalid).
 
@@ -56,7 +57,9 @@ def evaluate_molecules(smiles: Sequence[str | None], *, train_smiles: set[str] |
         smiles: generated SMILES, e.g. ``graphs_to_smiles(nodes, adjacency, strict=False)``.
         train_smiles: canonical SMILES of the training set (as in ``QM9Graphs.smiles``);
             compared with the canonical form of each generated molecule.
-        fcd_reference: statistics of the reference set, or None to skip FCD.
+        fcd_reference: statistics of the reference set, or a function ``n -> FCDReference``
+            called with the number of molecules entering each FCD (a reference of matched
+            size), or None to skip FCD.
         n_fcd: use only the first ``n_fcd`` strictly valid molecules for FCD (None = all).
         threads: torch threads for ChemNet.
 
@@ -104,8 +107,10 @@ def evaluate_molecules(smiles: Sequence[str | None], *, train_smiles: set[str] |
     return result
 
 
-def _frechet(acts: np.ndarray, reference: FCDReference) -> float:
+def _frechet(acts: np.ndarray, reference: FCDReference | Callable[[int], FCDReference]) -> float:
     if len(acts) < 2:
         return math.nan
+    if not isinstance(reference, FCDReference):
+        reference = reference(len(acts))
     mu, sigma = activation_statistics(acts)
     return frechet_distance(mu, sigma, reference.mu, reference.sigma)

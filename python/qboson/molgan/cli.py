@@ -76,7 +76,7 @@ def _betas(text: str) -> tuple[float, float]:
 
 def register(subparsers) -> None:
     """Add the ``train`` and ``evaluate`` sub-commands."""
-    from .config import DECODES, PROFILES
+    from .config import DECODES, FCD_REFERENCES, PROFILES
 
     p = subparsers.add_parser("train", help="train MolGAN on QM9 with a latent",
                               description="Train MolGAN (WGAN-GP, R-GCN critic) on QM9 with a latent distribution.")
@@ -109,6 +109,9 @@ def register(subparsers) -> None:
                    help="independent draw of latents and decoding randomness (default 0, the run's standard "
                         "evaluation, written to eval.json; K > 0 writes eval-drawK.json)")
     e.add_argument("--no-fcd", action="store_true", help="skip FCD")
+    e.add_argument("--fcd-reference", choices=FCD_REFERENCES, default="test",
+                   help="compare with the QM9 test split (default) or with as many training molecules as are "
+                        "scored, a seeded draw (train-sample; written to eval-train-sample.json)")
     e.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -167,7 +170,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     try:
         result = evaluate_run(args.run, n_samples=args.samples, decode=args.decode, fcd=not args.no_fcd,
-                              threads=args.threads, device=args.device, draw=args.draw)
+                              threads=args.threads, device=args.device, draw=args.draw,
+                              fcd_reference=args.fcd_reference)
     except (ValueError, FileNotFoundError) as exc:
         print(f"qboson evaluate: {exc}", file=sys.stderr)
         return 2
@@ -182,8 +186,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"  valid & unique   {result['valid_unique']:6d}")
     print(f"  novel            {result['novel']:6d}")
     fcd = result["fcd"]
+    against = ("the QM9 test split" if result["fcd_reference"] == "qm9-test"
+               else "as many QM9 training molecules, each")
     print(f"  FCD              {'skipped' if fcd is None else f'{fcd:.3f}'}  (of {result['n_fcd']} valid molecules "
-          f"vs the QM9 test split)")
+          f"vs {against})")
     if fcd is not None:
         print(f"  FCD (unique)     {result['fcd_unique']:.3f}  (of the {result['n_fcd_unique']} unique valid ones)")
     print(f"  decoding         {result['decode']}" + (f" (draw {result['draw']})" if result["draw"] else ""))

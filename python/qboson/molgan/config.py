@@ -42,6 +42,11 @@ ITERATION_UNITS = ("critic", "generator")
 INITS = ("default", "xavier")
 #: how logits become a graph at evaluation: the most likely class, or a seeded categorical draw
 DECODES = ("argmax", "sample")
+#: what the generated molecules are compared with in FCD: the whole QM9 test split ("test", the
+#: default; its statistics are cached), or as many training molecules as enter each FCD, a seeded
+#: random draw ("train-sample", the public re-implementation's choice).  FCD grows as the samples
+#: shrink, so the two readings differ most for runs with few distinct molecules.
+FCD_REFERENCES = ("test", "train-sample")
 #: arithmetic of the networks' forward products: float32, or bfloat16 under torch.autocast
 PRECISIONS = ("fp32", "bf16")
 #: fields that say how a run is executed, not what it computes (beyond float rounding): a resumed

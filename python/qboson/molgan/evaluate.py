@@ -27,13 +27,13 @@ import torch
 
 from .._atomic import atomic_write_text
 from .batches import derived_seed, latent_source
-from .config import DECODES, MAX_THREADS, TrainConfig
+from .config import DECODES, FCD_REFERENCES, MAX_THREADS, TrainConfig
 from .model import decode_graphs
 from .runfiles import load_checkpoint
 from .trainer import build_models, resolve_device
 
 __all__ = ["load_generator", "generate_graphs", "evaluate_run", "curve_evaluator", "fcd_reference_path",
-           "EVAL_FILE", "SAMPLES_FILE"]
+           "EVAL_FILE", "SAMPLES_FILE", "FCD_REFERENCES"]
 
 EVAL_FILE = "eval.json"
 SAMPLES_FILE = "samples.smi"
@@ -105,6 +105,28 @@ def _references(config: TrainConfig, cache_dir, threads: int, fcd: bool):
     return train_smiles, reference
 
 
+def _train_sample_reference(train_smiles: frozenset, seed: int, threads: int) -> Callable[[int], Any]:
+    """``n -> FCDReference`` of the first ``n`` molecules of a seeded permutation of the (sorted,
+    so set order does not matter) training molecules; ChemNet runs once per molecule."""
+    from .. import chem
+    from ..chem.chemnet import activation_statistics
+
+    pool = sorted(train_smiles)
+    order = np.random.default_rng(seed).permutation(len(pool))
+    done: list[np.ndarray] = []
+
+    def reference(n: int) -> "chem.FCDReference":
+        if n > len(pool):
+            raise ValueError(f"an FCD reference of {n} training molecules was asked for; the training set has {len(pool)}")
+        have = sum(len(a) for a in done)
+        if n > have:
+            done.append(chem.chemnet_activations([pool[i] for i in order[have:n]], threads=threads))
+        mu, sigma = activation_statistics(np.concatenate(done)[:n])
+        return chem.FCDReference(mu=mu, sigma=sigma, n=n)
+
+    return reference
+
+
 def _score(gen, z, decode, seed, train_smiles, reference, threads) -> tuple[dict[str, Any], list]:
     from .. import chem
 
@@ -131,6 +153,7 @@ def evaluate_run(
     device: str | torch.device = "cpu",
     write: bool = True,
     draw: int = 0,
+    fcd_reference: str = "test",
 ) -> dict[str, Any]:
     """Generate ``n_samples`` (default ``config.eval_samples``) molecules from a run and score them.
 
@@ -138,7 +161,9 @@ def evaluate_run(
     draw of latent vectors and decoding randomness (0, the default, is the run's standard
     evaluation, written to ``eval.json`` and ``samples.smi``; draw ``k > 0`` gets seeds of its
     own and is written to ``eval-draw<k>.json`` and ``samples-draw<k>.smi``), so the spread of
-    the metrics over draws separates evaluation noise from training noise.  Returns the dict of
+    the metrics over draws separates evaluation noise from training noise.  ``fcd_reference``: one
+    of :data:`FCD_REFERENCES`; with "train-sample" the result goes to ``eval-train-sample.json``
+    (``eval-train-sample-draw<k>.json``) and ``eval.json`` is left alone.  Returns the dict of
     :func:`qboson.chem.evaluate_molecules` (``fcd`` over all valid molecules, ``fcd_unique``
     over the unique ones) plus ``latent``, ``dim``, ``seed``, ``iteration``, ``decode``,
     ``draw``, ``seconds`` (wall time of the evaluation) and ``seconds_fcd``.  ``fcd=False`` skips FCD.
@@ -147,6 +172,8 @@ def evaluate_run(
         raise ValueError(f"draw must be an integer >= 0, got {draw!r}")
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
         raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}], got {threads!r}")
+    if fcd_reference not in FCD_REFERENCES:
+        raise ValueError(f"unknown FCD reference {fcd_reference!r}; choose one of {', '.join(FCD_REFERENCES)}")
     t_start = time.perf_counter()
     torch.set_num_threads(threads)
     run = Path(run_dir)
@@ -157,17 +184,20 @@ def evaluate_run(
         raise ValueError(f"n_samples must be >= 1, got {n}")
     suffix = f"-{draw}" if draw else ""  # draw 0 keeps the seeds evaluations always had
     z = _eval_latents(config, n, "eval" + suffix)
-    train_smiles, reference = _references(config, cache_dir, threads, fcd)
+    train_smiles, reference = _references(config, cache_dir, threads, fcd and fcd_reference == "test")
+    if fcd and fcd_reference == "train-sample":
+        reference = _train_sample_reference(train_smiles, derived_seed(config.seed, "fcd-reference" + suffix), threads)
     t_fcd = time.perf_counter()
     result, smiles = _score(gen, z, decode, derived_seed(config.seed, "decode" + suffix), train_smiles, reference,
                             threads)
     now = time.perf_counter()
     result.update(latent=config.latent, dim=config.dim, seed=config.seed, iteration=info["iteration"],
-                  critic_step=info["critic_step"], decode=decode, draw=int(draw), fcd_reference="qm9-test",
+                  critic_step=info["critic_step"], decode=decode, draw=int(draw), fcd_reference=f"qm9-{fcd_reference}",
                   seconds=round(now - t_start, 3), seconds_fcd=round(now - t_fcd, 3) if fcd else None)
     if write:
         atomic_write_text(run / _draw_file(SAMPLES_FILE, draw), "\n".join(s or "" for s in smiles) + "\n")
-        atomic_write_text(run / _draw_file(EVAL_FILE, draw), json.dumps(result, indent=2, default=_json_default) + "\n")
+        name = EVAL_FILE if fcd_reference == "test" else f"eval-{fcd_reference}.json"
+        atomic_write_text(run / _draw_file(name, draw), json.dumps(result, indent=2, default=_json_default) + "\n")
     return result
 
 
