@@ -10,7 +10,8 @@ starts from copies of ``--trained`` (subnormal floats appear only once the gener
 sharp) and runs the same loops ``qboson train`` and ``qboson experiment qm9 --stack K`` run:
 
 * ``train`` with ``--cores`` torch threads as it runs today, and as the issue timed it
-  (torch's softmax, whose outputs go subnormal, and no flush of subnormals): the baseline;
+  (torch's softmax, whose outputs go subnormal, no flush of subnormals, glibc's default heap
+  and the critic's backward pass into every leaf): the baseline;
 * ``--cores`` processes side by side, one torch thread each, each training one run
   (``train``) or a stack of K runs (``train_stack``), in fp32 or bf16.
 
@@ -51,9 +52,12 @@ def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, preci
 
     from bench_molgan import seed_run_dirs  # this folder is on sys.path when run as a script
 
-    if legacy:  # the loop as it was when the issue timed it: torch's softmax kernel, the default heap
+    if legacy:  # the loop as it was when the issue timed it: torch's softmax kernel, the default heap,
         model._softmax_last = lambda x: torch.softmax(x, -1)
         heap._glibc = lambda: None
+        # and the critic's backward into every leaf, the penalty's interpolated graphs included
+        backward = torch.Tensor.backward
+        torch.Tensor.backward = lambda self, *args, inputs=None, **kwargs: backward(self, *args, **kwargs)
     torch.set_num_threads(threads)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # a plain-data checkpoint only
     base = TrainConfig.from_dict(ckpt["config"]).replace(
