@@ -287,3 +287,44 @@ def test_precision_flag_reaches_the_config():
     assert training_overrides(parser.parse_args([]))["precision"] is None  # the profile's (fp32) stays
     with pytest.raises(SystemExit):
         parser.parse_args(["--precision", "fp8"])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cached_generator_head_follows_every_change_of_the_weights(precision):
+    # the critic updates reuse the generator head's prepared weights; a stale copy after a generator
+    # update would be off by one Adam step, within the stacked-vs-single tolerance, so check bit for bit
+    from qboson.molgan.trainer import forward_precision
+
+    torch.manual_seed(0)
+    gen = StackedGenerator([Generator(4, widths=(8, 16)) for _ in range(3)])
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-2)
+    z = torch.randn(3, 5, 4)
+    cpu = torch.device("cpu")
+
+    def fresh():  # what an uncached forward gives
+        gen._head_cache = None
+        with forward_precision(precision, cpu), torch.no_grad():
+            return gen(z)
+
+    for step in range(3):
+        with forward_precision(precision, cpu), torch.no_grad():
+            first, again = gen(z), gen(z)  # the second one from the cache
+        assert gen._head_cache is not None
+        expected = fresh()
+        for a, b, c in zip(first, again, expected):
+            assert torch.equal(a, b) and torch.equal(a, c)
+        with forward_precision(precision, cpu):
+            loss = sum(t.float().square().mean() for t in gen(z))  # with autograd: never cached
+        opt.zero_grad()
+        loss.backward()
+        opt.step()  # in place: the next no-grad forward must see the new weights
+        with forward_precision(precision, cpu), torch.no_grad():
+            after = gen(z)
+        for a, c in zip(after, fresh()):
+            assert torch.equal(a, c)
+        assert not torch.equal(after[0], first[0])
+    gen.load_member_state_dict(1, {k: v + 1 for k, v in gen.member_state_dict(1).items()})
+    with forward_precision(precision, cpu), torch.no_grad():
+        loaded = gen(z)
+    for a, c in zip(loaded, fresh()):
+        assert torch.equal(a, c)

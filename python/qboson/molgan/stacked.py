@@ -106,6 +106,7 @@ class StackedGenerator(_Stacked):
         g = members[0]
         self.dim, self.widths, self.negative_slope = g.dim, g.widths, g.negative_slope
         self.n_nodes, self.n_atom_types, self.n_bond_types = g.n_nodes, g.n_atom_types, g.n_bond_types
+        self._head_cache: Optional[tuple[tuple, tuple[torch.Tensor, torch.Tensor]]] = None
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         K = self.members
@@ -119,25 +120,48 @@ class StackedGenerator(_Stacked):
         h = F.leaky_relu(zs[0], self.negative_slope)
         for i in range(1, L):
             h = F.leaky_relu(_linear(h, p[f"h_maps.{i - 1}.weight"]) + zs[i], self.negative_slope)
-        # The single generator symmetrises its edge logits and overwrites the diagonal with a "no
-        # bond" margin.  Both are linear in the head, so here they are applied to the head's
-        # (N*N*R, width) weights instead of the (B, N*N*R) logits: w_ij <- (w_ij + w_ji) / 2, and
-        # on the diagonal zero weights with the margin as bias (h . 0 + 1e4 is exactly 1e4).  The
-        # weights' transpose reads rows of `width` floats where the logits' reads runs of R, and
-        # no (B, N, N, R) gradient is symmetrised: the head's forward and backward took 14 % less
-        # time at K = 16, B = 256, bf16.  Both heads are then one product.
+        out = _linear(h, *self._head(p, z.device))
         r = self.n_bond_types
+        edges, nodes = out.split([n * n * r, n * self.n_atom_types], dim=-1)  # split, not slices: cheaper backward
+        return edges.reshape(K, b, n, n, r), nodes.reshape(K, b, n, self.n_atom_types)
+
+    def _head(self, p: dict[str, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both heads' weights ``(K, N*N*R + N*A, width)`` and biases, edges symmetrised.
+
+        The single generator symmetrises its edge logits and overwrites the diagonal with a "no
+        bond" margin.  Both are linear in the head, so here they are applied to the head's
+        (N*N*R, width) weights instead of the (B, N*N*R) logits: w_ij <- (w_ij + w_ji) / 2, and
+        on the diagonal zero weights with the margin as bias (h . 0 + 1e4 is exactly 1e4).  The
+        weights' transpose reads rows of `width` floats where the logits' reads runs of R, and
+        no (B, N, N, R) gradient is symmetrised: the head's forward and backward took 14 % less
+        time at K = 16, B = 256, bf16.  Both heads are then one product.
+
+        Without autograd (the critic updates' fakes) the result, cast as autocast would cast it,
+        is kept until a head parameter changes (Adam steps in place, which bumps ``_version``):
+        four of every five critic updates reuse it, bit for bit the same weights.
+        """
+        names = ("edge_head.weight", "edge_head.bias", "node_head.weight", "node_head.bias")
+        cast = autocast_dtype(device.type)
+        key = None
+        if not torch.is_grad_enabled():
+            key = tuple((p[k].data_ptr(), p[k]._version) for k in names) + (cast,)
+            if self._head_cache is not None and self._head_cache[0] == key:
+                return self._head_cache[1]
+        K, n, r = self.members, self.n_nodes, self.n_bond_types
         w_edge = p["edge_head.weight"].view(K, n, n, r, -1)
         b_edge = p["edge_head.bias"].view(K, n, n, r)
-        eye = torch.eye(n, dtype=torch.bool, device=z.device).view(1, n, n, 1)
-        diag_fill = torch.full((r,), -1e4, dtype=b_edge.dtype, device=z.device)
+        eye = torch.eye(n, dtype=torch.bool, device=device).view(1, n, n, 1)
+        diag_fill = torch.full((r,), -1e4, dtype=b_edge.dtype, device=device)
         diag_fill[0] = 1e4
         w_edge = (0.5 * (w_edge + w_edge.transpose(1, 2))).masked_fill(eye.unsqueeze(-1), 0.0)
         b_edge = torch.where(eye, diag_fill, 0.5 * (b_edge + b_edge.transpose(1, 2)))
-        out = _linear(h, torch.cat([w_edge.reshape(K, n * n * r, -1), p["node_head.weight"]], dim=1),
-                      torch.cat([b_edge.reshape(K, n * n * r), p["node_head.bias"]], dim=1))
-        edges, nodes = out.split([n * n * r, n * self.n_atom_types], dim=-1)  # split, not slices: cheaper backward
-        return edges.reshape(K, b, n, n, r), nodes.reshape(K, b, n, self.n_atom_types)
+        head = (torch.cat([w_edge.reshape(K, n * n * r, -1), p["node_head.weight"]], dim=1),
+                torch.cat([b_edge.reshape(K, n * n * r), p["node_head.bias"]], dim=1))
+        if key is not None:
+            if cast is not None:
+                head = (head[0].to(cast), head[1].to(cast))
+            self._head_cache = (key, head)
+        return head
 
 
 class StackedDiscriminator(_Stacked):
