@@ -8,14 +8,14 @@ Python data (see :meth:`Stream.state_dict`), so checkpoints load with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from .config import TrainConfig
 
-__all__ = ["GraphData", "Stream", "real_batch", "latent_source", "make_latent_bank", "derived_seed"]
+__all__ = ["GraphData", "Stream", "real_batch", "real_batches", "latent_source", "make_latent_bank", "derived_seed"]
 
 
 @dataclass
@@ -76,22 +76,36 @@ def real_batch(data: GraphData | DeviceGraphs, idx: np.ndarray, permute_prob: fl
     Each graph's nodes are permuted with probability ``permute_prob`` (the permutations are
     drawn from ``rng`` on the CPU, so the draw does not depend on the device).
     """
+    e, x = real_batches(data, [idx], permute_prob, [rng])
+    return e[0], x[0]
+
+
+def real_batches(data: GraphData | DeviceGraphs, idx: Sequence[np.ndarray], permute_prob: float,
+                 rngs: Sequence[np.random.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`real_batch` of ``K`` runs at once: ``(K, B, n, n, R)``, ``(K, B, n, A)`` float32.
+
+    Run ``k`` takes rows ``idx[k]`` and its permutations from ``rngs[k]``, exactly as
+    :func:`real_batch` would; the indexing and one-hot encoding are then done once for all runs.
+    """
     if isinstance(data, GraphData):
         data = DeviceGraphs(torch.from_numpy(data.nodes), torch.from_numpy(data.adjacency),
                             data.n_atom_types, data.n_bond_types)
     device = data.nodes.device
-    rows = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(device)
+    k, b, n = len(idx), len(idx[0]), data.nodes.shape[1]
+    rows = torch.from_numpy(np.concatenate([np.asarray(i, dtype=np.int64) for i in idx])).to(device)
     nodes, adj = data.nodes[rows], data.adjacency[rows]
-    b, n = nodes.shape
     if permute_prob > 0:
-        keys = rng.random((b, n))
-        keys[rng.random(b) >= permute_prob] = np.arange(n)  # identity for the unpermuted graphs
-        perm = torch.from_numpy(np.argsort(keys, axis=1)).to(device)
+        perms = []
+        for rng in rngs:
+            keys = rng.random((b, n))
+            keys[rng.random(b) >= permute_prob] = np.arange(n)  # identity for the unpermuted graphs
+            perms.append(np.argsort(keys, axis=1))
+        perm = torch.from_numpy(np.concatenate(perms)).to(device)
         nodes = torch.gather(nodes, 1, perm)
-        adj = adj[torch.arange(b, device=device)[:, None, None], perm[:, :, None], perm[:, None, :]]
+        adj = adj[torch.arange(k * b, device=device)[:, None, None], perm[:, :, None], perm[:, None, :]]
     e = torch.nn.functional.one_hot(adj, data.n_bond_types).float()
     x = torch.nn.functional.one_hot(nodes, data.n_atom_types).float()
-    return e, x
+    return e.view(k, b, *e.shape[1:]), x.view(k, b, *x.shape[1:])
 
 
 class Stream:

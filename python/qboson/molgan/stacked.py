@@ -36,7 +36,7 @@ from torch import nn
 from .._fpenv import flushed_subnormals
 from .._heap import retained_heap
 from .._lookup16 import sigmoid, tanh
-from .batches import GraphData, real_batch
+from .batches import GraphData, real_batches
 from .config import TrainConfig
 from .model import Discriminator, Generator, autocast_dtype, graph_bmm, gumbel_noise, relax_with_noise
 from .trainer import (Evaluator, RunState, _bar, _curve_schedule, _iteration, forward_precision,
@@ -322,8 +322,8 @@ class _Stack:
 
     def real(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.runs[0].config
-        pairs = [real_batch(r.graphs, r.real_stream.take(batch), c.permute_prob, r.augment_rng) for r in self.runs]
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+        return real_batches(self.runs[0].graphs, [r.real_stream.take(batch) for r in self.runs], c.permute_prob,
+                            [r.augment_rng for r in self.runs])
 
     def critic_step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One critic update of every run; returns ``(critic loss, Wasserstein estimate, penalty)``, each ``(K,)``."""
