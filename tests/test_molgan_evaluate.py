@@ -148,6 +148,8 @@ def test_fcd_against_as_many_training_molecules(run, small_reference, capsys, mo
     smiles = (run / "samples.smi").read_text().splitlines()
     by_hand = chem.evaluate_molecules(smiles, train_smiles=set(train), fcd_reference=reference)
     assert by_hand["fcd"] == pytest.approx(a["fcd"], rel=1e-6)
+    with pytest.raises(ValueError, match="300 training molecules was asked for; the training set has 200"):
+        evaluation.evaluate_run(run, n_samples=300, fcd_reference="train-sample", write=False)
     with pytest.raises(ValueError, match="unknown FCD reference 'validation'"):
         evaluation.evaluate_run(run, fcd_reference="validation", write=False)
     assert _cli(["evaluate", str(run), "-n", "150", "--decode", "sample", "--fcd-reference", "train-sample"]) == 0

@@ -143,6 +143,22 @@ def test_permutation_augmentation_permutes_whole_graphs():
     np.testing.assert_array_equal(x0.argmax(-1).numpy(), data.nodes)
 
 
+def test_real_batches_of_several_runs_equal_their_single_batches():
+    from qboson.molgan.batches import real_batches
+
+    data = _data(30, seed=2)
+    idx = [np.arange(10), np.arange(10, 20)[::-1], np.arange(5, 15)]
+    e, x = real_batches(data, idx, 0.5, [np.random.default_rng(s) for s in range(3)])
+    assert e.shape == (3, 10, 9, 9, data.n_bond_types) and x.shape == (3, 10, 9, data.n_atom_types)
+    for k in range(3):
+        ek, xk = real_batch(data, idx[k], 0.5, np.random.default_rng(k))
+        assert torch.equal(e[k], ek) and torch.equal(x[k], xk)
+    with pytest.raises(ValueError, match="one random generator per run and equal batches"):
+        real_batches(data, idx, 0.5, [np.random.default_rng(0)])
+    with pytest.raises(ValueError, match="equal batches"):
+        real_batches(data, [np.arange(10), np.arange(4)], 0.5, [np.random.default_rng(0)] * 2)
+
+
 def test_config_validation_and_profiles():
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)

@@ -90,6 +90,9 @@ def real_batches(data: GraphData | DeviceGraphs, idx: Sequence[np.ndarray], perm
     if isinstance(data, GraphData):
         data = DeviceGraphs(torch.from_numpy(data.nodes), torch.from_numpy(data.adjacency),
                             data.n_atom_types, data.n_bond_types)
+    if not idx or len(rngs) != len(idx) or len({len(i) for i in idx}) != 1:
+        raise ValueError(f"real_batches needs one random generator per run and equal batches, got "
+                         f"{len(idx)} index arrays of sizes {sorted({len(i) for i in idx})} and {len(rngs)} generators")
     device = data.nodes.device
     k, b, n = len(idx), len(idx[0]), data.nodes.shape[1]
     rows = torch.from_numpy(np.concatenate([np.asarray(i, dtype=np.int64) for i in idx])).to(device)
