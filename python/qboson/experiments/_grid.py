@@ -76,7 +76,7 @@ def add_training_arguments(parser, *, data_flag: str, data_help: str, stack_help
     parser.add_argument("--n-gen", type=int, help="generated points/vectors per evaluation")
     parser.add_argument("--stack", type=int, help=stack_help)
     parser.add_argument("--precision", choices=["fp32", "bf16"],
-                        help="network products in fp32 (default) or bf16 (torch.autocast; faster on AMX CPUs and GPUs)")
+                        help="network products in fp32 (default) or bf16 (torch.autocast; faster on GPUs and CPUs with AMX or AVX512-BF16, several times slower on other CPUs)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

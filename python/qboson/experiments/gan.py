@@ -50,6 +50,8 @@ except ImportError as exc:  # pragma: no cover - exercised by test_without_torch
         "qboson.experiments.gan needs PyTorch: pip install qboson[torch] (torch==2.13.0 on CPU)"
     ) from exc
 
+from .._bf16support import warn_if_bf16_emulated
+
 __all__ = [
     "OBJECTIVES",
     "ACTIVATIONS",
@@ -206,7 +208,8 @@ class GanConfig:
         critic_steps: critic updates per generator update.
         precision: ``"fp32"`` or ``"bf16"``: the generator's and critic's products under
             ``torch.autocast(bfloat16)`` (weights, optimiser, losses and the penalty's norm stay
-            float32); faster where the CPU has AMX, at bf16's ~3 significant digits.
+            float32); faster where the CPU has AMX, at bf16's ~3 significant digits; emulated and
+            slower on a CPU without AMX or AVX512-BF16 (a ``RuntimeWarning`` says so).
     """
 
     latent_dim: int
@@ -277,6 +280,7 @@ class GanTrainer:
         self.config = config
         self.seeds = [int(s) for s in seeds]
         c = config
+        warn_if_bf16_emulated(c.precision, "cpu")  # these GANs train on the CPU
         self.generator = StackedMLP([c.latent_dim, *c.hidden, c.data_dim], self.seeds, c.activation, c.negative_slope)
         self.critic = StackedMLP(
             [c.data_dim, *c.hidden, 1], [s + 1_000_000_007 for s in self.seeds], c.activation, c.negative_slope

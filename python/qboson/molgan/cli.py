@@ -34,7 +34,7 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--curve-points", type=int, help="evaluations during training (default 10; 0 = none)")
     p.add_argument("--curve-samples", type=int, help="molecules per curve evaluation (default 2000)")
     p.add_argument("--precision", choices=PRECISIONS,
-                   help="network products in fp32 (default) or bf16 (torch.autocast; faster on AMX CPUs and GPUs)")
+                   help="network products in fp32 (default) or bf16 (torch.autocast; faster on GPUs and CPUs with AMX or AVX512-BF16, several times slower on other CPUs)")
 
 
 def training_overrides(args: argparse.Namespace) -> dict:

@@ -112,7 +112,8 @@ class TrainConfig:
     flush_denormal: bool = True
     #: "fp32", or "bf16": generator and critic products under ``torch.autocast(bfloat16)``
     #: (parameters, optimiser, softmax and the gradient-penalty norm stay float32; opt-in:
-    #: faster where the CPU has AMX / the GPU has bf16 units, at bf16's ~3 significant digits)
+    #: faster where the CPU has AMX / the GPU has bf16 units, at bf16's ~3 significant digits;
+    #: on a CPU without AMX or AVX512-BF16 torch emulates it, several times slower: a RuntimeWarning says so)
     precision: str = "fp32"
     profile: str = "paper"
     extra: dict[str, Any] = field(default_factory=dict)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_save_npy, atomic_write_text
+from .._bf16support import warn_if_bf16_emulated
 from .._fpenv import flushed_subnormals
 from .._heap import retained_heap
 from .batches import GraphData, Stream, derived_seed, make_latent_bank, real_batch
@@ -313,6 +314,7 @@ def open_run(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = 
                     if config.to_dict()[k] != v and k not in changeable}
             raise ValueError(f"cannot resume {out}: config differs from the checkpoint's: {diff}")
         config = saved.replace(**changeable)
+    warn_if_bf16_emulated(config.precision, dev)
     torch.set_num_threads(config.threads)
     atomic_write_text(out / "config.json", config.to_json() + "\n")
 
