@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from host import describe_host, host_line  # this folder is on sys.path when run as a script
+
 
 def bench(members: list[int], iterations: int, rounds: int, warmup: int = 1) -> list[dict]:
     import torch
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
         print(f"| {r['members']} | {r['precision']} | {r['ms_per_run_iteration']:.0f} | {r['speedup_vs_fp32']:.2f}x |")
     print(f"\nhidden 512x512, batch 500, 5 critic steps + 1 generator step per iteration, 1 torch thread; median of "
           f"{args.rounds} rounds of {args.iterations}; load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} "
-          f"at end ({os.cpu_count()} CPUs)")
+          f"at end; {host_line(describe_host())}")
     return 0
 
 

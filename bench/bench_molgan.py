@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 
+from host import describe_host  # noqa: E402
 from result_files import check_new, write_new_text  # this folder is on sys.path when run as a script
 
 
@@ -348,7 +349,8 @@ def main(argv=None) -> int:
         if problem:
             p.error(problem)
 
-    result: dict = {"load_average_start": os.getloadavg(), "cpus": os.cpu_count(), "training": []}
+    result: dict = {"load_average_start": os.getloadavg(), "cpus": os.cpu_count(), "host": describe_host(),
+                    "training": []}
     if args.bf16_effect:
         if not args.trained:
             p.error("--bf16-effect needs --trained")

@@ -37,6 +37,7 @@ import numpy as np
 
 # this folder is on sys.path when run as a script
 from bench_molgan import check_precisions, check_stack_sizes, parse_stacks  # noqa: E402
+from host import describe_host, host_line  # noqa: E402
 from result_files import check_new, write_new_text  # noqa: E402
 
 
@@ -195,10 +196,11 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()
     result = bench_cores(args.trained, args.cores, ks, precisions, args.warmup, args.steps, args.rounds, layouts)
     result["load_average"] = [load0, os.getloadavg()]
+    result["host"] = describe_host()
     text = table(result) + (
         f"\nfrom `{args.trained}` (critic step {result['critic_step']}), median of {args.rounds} rounds of "
         f"{args.steps} critic updates after {args.warmup} untimed ones; load average {load0[0]:.1f} at start, "
-        f"{result['load_average'][1][0]:.1f} at end ({os.cpu_count()} CPUs)\n")
+        f"{result['load_average'][1][0]:.1f} at end; {host_line(result['host'])}\n")
     print(text)
     if args.markdown:
         write_new_text(args.markdown, text)

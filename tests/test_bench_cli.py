@@ -3,6 +3,7 @@ before any timing starts, and results are written as new files only."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 result_files = pytest.importorskip("result_files")
 bench_molgan = pytest.importorskip("bench_molgan")
 bench_molgan_cores = pytest.importorskip("bench_molgan_cores")
+host_module = pytest.importorskip("host")
 
 
 def _refused(main, argv, capsys) -> str:
@@ -65,6 +67,9 @@ def test_cores_writes_new_result_files(tmp_path, ckpt, monkeypatch):
     assert bench_molgan_cores.main(["--trained", ckpt, "--markdown", str(md), "--json", str(js)]) == 0
     assert "| setting | 16 | 25.0 | 40.00 | 8.00x |" in md.read_text()
     assert '"speedup": 8.0' in js.read_text()
+    host = json.loads(js.read_text())["host"]  # the machine is part of the result
+    assert host["cpus"] == os.cpu_count() and host["cpu"] and "torch_cpu_capability" in host
+    assert host_module.host_line(host) in md.read_text()
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "raw.json", "table.md"]  # no temporary left
 
 
@@ -131,3 +136,10 @@ def test_chem_refuses_an_existing_result_file_before_work(tmp_path, capsys, monk
     monkeypatch.setattr(bench_chem.chem, "load_qm9_graphs", lambda *a, **k: pytest.fail("work started"))
     assert "exists" in _refused(bench_chem.main, ["--json", str(existing)], capsys)
     assert existing.read_text() == "kept"
+
+
+@pytest.mark.parametrize("native, words", [(True, "bf16 units"), (False, "no bf16 units"), (None, "unknown")])
+def test_host_line_names_the_cpu_and_its_bf16_units(native, words):
+    host = {"cpu": "Some CPU", "cpus": 2, "torch": "2.13.0", "torch_cpu_capability": "AVX2", "native_bf16": native}
+    line = host_module.host_line(host)
+    assert line.startswith("Some CPU, 2 CPUs, torch 2.13.0 (AVX2, ") and words in line
