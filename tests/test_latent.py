@@ -239,3 +239,13 @@ def test_local_backend_object_gives_the_default_stream():
         z = make(name, dim=6, seed=3, backend=backends.LocalBackend(threads=1))
         assert z.index_deterministic
         np.testing.assert_array_equal(z.raw_at(5, 40), make(name, dim=6, seed=3).raw_at(5, 40))
+
+
+@pytest.mark.parametrize("name", ["gaussian", "bernoulli"])
+def test_more_rows_than_memory_holds_are_refused_at_once(name):
+    # regression: raw_at(0, 10**12) drew block after block until memory ran out
+    lat = make(name, dim=4, seed=0)
+    with pytest.raises(ValueError, match="1,000,000,000,000 latent rows of dim 4 would need"):
+        lat.sample(10**12)
+    # and the refused request did not move the latent's stream
+    np.testing.assert_array_equal(lat.sample(3), make(name, dim=4, seed=0).sample(3))

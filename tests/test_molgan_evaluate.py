@@ -121,6 +121,13 @@ def test_evaluate_refuses_a_thread_count_torch_cannot_take(run, capsys):
     assert torch.get_num_threads() == before
 
 
+def test_evaluate_refuses_more_molecules_than_memory_holds(run, capsys):
+    with pytest.raises(ValueError, match="evaluating 10,000,000,000,000 molecules would need .* GiB"):
+        evaluation.evaluate_run(run, n_samples=10**13, write=False)
+    assert _cli(["evaluate", str(run), "-n", str(10**13)]) == 2
+    assert "more than this machine's memory" in capsys.readouterr().err
+
+
 def test_fcd_against_as_many_training_molecules(run, small_reference, capsys, monkeypatch):
     from qboson import chem
     from qboson.molgan.batches import derived_seed

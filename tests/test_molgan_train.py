@@ -532,3 +532,13 @@ def test_cli_train_from_a_latent_bank(tmp_path, monkeypatch):
     argv[argv.index("--latent") + 1] = "bernoulli"
     argv[argv.index("--out") + 1] = str(tmp_path / "other")
     assert _cli(argv) == 2  # the bank holds gaussian latents
+
+
+@pytest.mark.parametrize("field, words", [("eval_samples", "evaluating 10,000,000,000,000 molecules"),
+                                          ("latent_bank_size", "a latent bank of 10,000,000,000,000 rows")])
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(tmp_path, field, words):
+    # regression: eval_samples=10**13 trained to the end and failed only at evaluation; a bank that
+    # large was drawn block by block until memory ran out
+    with pytest.raises(ValueError, match=f"{words} would need .* GiB, more than this machine's memory"):
+        train(TrainConfig(**{**TINY, field: 10**13}), tmp_path / "run", data=_data(), progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

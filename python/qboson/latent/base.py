@@ -21,7 +21,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._seeding import SeedLike, seed_sequence
-from .._validation import as_int
+from .._validation import as_int, check_memory
 
 __all__ = ["Latent", "SeedTemplate", "stream_seed", "as_seed_int", "default_dim", "DEFAULT_DIM"]
 
@@ -199,6 +199,9 @@ class Latent(abc.ABC):
         start = as_int(start, "start", minimum=0)
         stop = as_int(stop, "stop", minimum=start)
         template = self.default_stream if seed is None else stream_seed(seed)
+        # refused up front: drawn block by block, a huge range would otherwise run until memory is gone
+        check_memory((stop - start) * self.dim * np.dtype(self.raw_dtype).itemsize,
+                     f"{stop - start:,} latent rows of dim {self.dim}")
         if stop == start:
             return np.empty((0, self.dim), dtype=self.raw_dtype)
         out = self._draw(start, stop, template, threads)
@@ -214,9 +217,9 @@ class Latent(abc.ABC):
         """
         k = as_int(k, "k", minimum=0)
         if seed is None:
-            start = self._position
-            self._position += k
-            return self.raw_at(start, start + k)
+            out = self.raw_at(self._position, self._position + k)
+            self._position += k  # only once drawn: a refused request leaves the stream where it was
+            return out
         return self.raw_at(0, k, seed)
 
     def sample(self, k: int, seed: SeedLike = None) -> np.ndarray:

@@ -56,6 +56,12 @@ EXECUTION_FIELDS = ("threads",)
 MAX_THREADS = 1024
 
 
+def evaluation_bytes(n_molecules: int, dim: int, n_nodes: int = 9) -> int:
+    """A lower bound on the memory an evaluation of ``n_molecules`` holds at once: their latents
+    (float32), decoded graphs (int64 atoms and adjacency) and SMILES (~100 bytes each)."""
+    return n_molecules * (4 * dim + 8 * (n_nodes + n_nodes * n_nodes) + 100)
+
+
 @dataclass
 class TrainConfig:
     """All settings of one training run.

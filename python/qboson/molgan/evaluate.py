@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_write_text
+from .._validation import check_memory
 from .batches import derived_seed, latent_source
-from .config import DECODES, FCD_REFERENCES, MAX_THREADS, TrainConfig
+from .config import DECODES, FCD_REFERENCES, MAX_THREADS, TrainConfig, evaluation_bytes
 from .model import decode_graphs
 from .runfiles import load_checkpoint
 from .trainer import build_models, resolve_device
@@ -182,6 +183,7 @@ def evaluate_run(
     n = config.eval_samples if n_samples is None else int(n_samples)
     if n < 1:
         raise ValueError(f"n_samples must be >= 1, got {n}")
+    check_memory(evaluation_bytes(n, config.dim), f"evaluating {n:,} molecules")
     suffix = f"-{draw}" if draw else ""  # draw 0 keeps the seeds evaluations always had
     z = _eval_latents(config, n, "eval" + suffix)
     train_smiles, reference = _references(config, cache_dir, threads, fcd and fcd_reference == "test")
