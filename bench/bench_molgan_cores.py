@@ -29,6 +29,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -111,10 +112,10 @@ def run_setting(s: dict, ckpt: str, warmup: int, steps: int) -> float:
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(s["procs"]), ctx.Queue()
     root = tempfile.mkdtemp(prefix="qboson-bench-cores-")
+    procs = [ctx.Process(target=_worker, args=(ckpt, os.path.join(root, f"p{i}"), s["loop"], s["runs"],
+                                               s["threads"], s["precision"], s["flush"], s["legacy"], warmup, steps,
+                                               barrier, queue), daemon=True) for i in range(s["procs"])]
     try:
-        procs = [ctx.Process(target=_worker, args=(ckpt, os.path.join(root, f"p{i}"), s["loop"], s["runs"],
-                                                   s["threads"], s["precision"], s["flush"], s["legacy"], warmup, steps,
-                                                   barrier, queue)) for i in range(s["procs"])]
         for p in procs:
             p.start()
         marks = [queue.get(timeout=3600) for _ in procs]
@@ -123,8 +124,20 @@ def run_setting(s: dict, ckpt: str, warmup: int, steps: int) -> float:
             if p.exitcode != 0:
                 raise RuntimeError(f"a benchmark process of {s['name']} failed (exit code {p.exitcode})")
     finally:
+        stop_workers(procs)
         shutil.rmtree(root, ignore_errors=True)
     return max(t1 for _, t1 in marks) - min(t0 for t0, _ in marks)
+
+
+def stop_workers(procs) -> None:
+    """Terminate the workers still running (an interrupted or failed setting): left alone, they kept
+    training for up to a minute and were timed into the next settings' rounds."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        if p.pid is not None:
+            p.join(timeout=10)
 
 
 def bench_cores(ckpt: str, cores: int, ks: list[int], precisions: list[str], warmup: int, steps: int,
@@ -193,6 +206,8 @@ def main(argv=None) -> int:
     for problem in problems:
         if problem:
             p.error(problem)
+    # a TERM (a job scheduler's, kill's) unwinds like Ctrl-C, so the running setting's workers are stopped
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load0 = os.getloadavg()
     result = bench_cores(args.trained, args.cores, ks, precisions, args.warmup, args.steps, args.rounds, layouts)
     result["load_average"] = [load0, os.getloadavg()]

@@ -143,3 +143,20 @@ def test_host_line_names_the_cpu_and_its_bf16_units(native, words):
     host = {"cpu": "Some CPU", "cpus": 2, "torch": "2.13.0", "torch_cpu_capability": "AVX2", "native_bf16": native}
     line = host_module.host_line(host)
     assert line.startswith("Some CPU, 2 CPUs, torch 2.13.0 (AVX2, ") and words in line
+
+
+def test_cores_stops_the_workers_of_an_interrupted_setting():
+    # regression: interrupting the benchmark left its worker processes training, and their load was
+    # timed into the first round of the next run
+    import multiprocessing as mp
+    import time
+
+    ctx = mp.get_context("spawn")
+    workers = [ctx.Process(target=time.sleep, args=(120,), daemon=True) for _ in range(2)]
+    for w in workers:
+        w.start()
+    unstarted = ctx.Process(target=time.sleep, args=(0,))
+    t0 = time.perf_counter()
+    bench_molgan_cores.stop_workers([*workers, unstarted])
+    assert time.perf_counter() - t0 < 30
+    assert all(not w.is_alive() and w.exitcode is not None and w.exitcode < 0 for w in workers)
