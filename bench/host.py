@@ -1,9 +1,9 @@
 """The machine a benchmark ran on, for its result files.
 
 Figures from different CPUs differ by more than the changes they measure: the same MolGAN
-baseline took 225 ms per critic update on a 2-core Intel Sapphire Rapids and 117 ms on a
-2-core AMD EPYC (Zen 3), whose floating point slows far less on subnormals, and bf16 that is
-4x faster than fp32 on AMX is 7.5x slower where it is emulated.  So every result records
+baseline took 225 ms per critic update on a 2-core Intel Sapphire Rapids and 114-134 ms on a
+2-core AMD EPYC (Zen 3), which does not slow down on subnormals, and bf16 stacks that were 1.6x
+faster than fp32 ones on AMX were 7.5x slower where bf16 is emulated.  So every result records
 the CPU, torch's instruction set and whether bf16 runs on hardware units.
 """
 

@@ -29,9 +29,9 @@ import torch
 
 from .._atomic import atomic_save_npy, atomic_write_text
 from .._bf16support import warn_if_bf16_emulated
-from .._validation import check_memory
 from .._fpenv import flushed_subnormals
 from .._heap import retained_heap
+from .._validation import check_memory
 from .batches import GraphData, Stream, derived_seed, make_latent_bank, real_batch
 from .config import EXECUTION_FIELDS, TrainConfig, evaluation_bytes
 from .model import Discriminator, Generator, init_weights, relax
@@ -303,6 +303,14 @@ def open_run(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = 
     """
     out = Path(out_dir)
     dev = resolve_device(device)
+    # checked on the config given, which a resumed run's may differ from only in iterations and threads
+    warn_if_bf16_emulated(config.precision, dev)
+    # before the run folder and hours of training, not at the evaluation that would fail
+    check_memory(config.latent_bank_size * config.dim * 4, f"a latent bank of {config.latent_bank_size:,} rows")
+    check_memory(evaluation_bytes(config.eval_samples, config.dim), f"evaluating {config.eval_samples:,} molecules")
+    if config.curve_points:
+        check_memory(evaluation_bytes(config.curve_samples, config.dim),
+                     f"curve evaluations of {config.curve_samples:,} molecules")
     prepare_run_dir(out, resume=resume)
     ckpt = None
     if resume and (out / CHECKPOINT).exists():
@@ -315,13 +323,6 @@ def open_run(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = 
                     if config.to_dict()[k] != v and k not in changeable}
             raise ValueError(f"cannot resume {out}: config differs from the checkpoint's: {diff}")
         config = saved.replace(**changeable)
-    warn_if_bf16_emulated(config.precision, dev)
-    # before hours of training, not at the evaluation that would fail
-    check_memory(config.latent_bank_size * config.dim * 4, f"a latent bank of {config.latent_bank_size:,} rows")
-    check_memory(evaluation_bytes(config.eval_samples, config.dim), f"evaluating {config.eval_samples:,} molecules")
-    if config.curve_points:
-        check_memory(evaluation_bytes(config.curve_samples, config.dim),
-                     f"curve evaluations of {config.curve_samples:,} molecules")
     torch.set_num_threads(config.threads)
     atomic_write_text(out / "config.json", config.to_json() + "\n")
 
