@@ -36,8 +36,9 @@ import time
 
 import numpy as np
 
-from host import describe_host  # noqa: E402
-from result_files import check_new, write_new_text  # this folder is on sys.path when run as a script
+# this folder is on sys.path when run as a script
+from host import describe_host
+from result_files import check_new, write_new_text
 
 
 def bench_training(threads: int, iterations: int, warmup: int, batch_size: int = 256) -> dict:
