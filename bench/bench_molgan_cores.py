@@ -20,6 +20,12 @@ and time ``--steps`` critic updates together; the figure is ``runs x steps x pro
 divided by the wall time from the barrier to the last process's last update (checkpoint
 writing excluded).  Settings are interleaved over ``--rounds`` rounds and the median is
 reported, so a changing machine load hits every setting alike.  Read the ratio column.
+
+``--work`` also counts, in the same run, the matrix-product arithmetic of each loop per run
+and critic update and measures this machine's ceilings (``roofline.py``): the table then
+gives the rate each setting reaches (GFLOP/s of the whole machine) and the least time per
+critic update per run that the cores' FMA peak and PyTorch's own matrix product allow, beside
+the 8x target.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import numpy as np
 from bench_molgan import check_precisions, check_stack_sizes, parse_stacks  # noqa: E402
 from host import describe_host, host_line  # noqa: E402
 from result_files import check_new, write_new_text  # noqa: E402
+import roofline  # noqa: E402
 
 
 def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, precision: str, flush: bool,
@@ -169,13 +176,32 @@ def _critic_step(ckpt: str) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=True)["critic_step"])
 
 
+def add_work(result: dict, work: dict) -> None:
+    """Attach a :func:`roofline.roofline` result: each row's machine rate in GFLOP/s, and the floors.
+
+    The baseline's rate is left out: its backward pass also forms the gradients of the penalty's
+    interpolated graphs, work that ``train`` (counted) no longer does."""
+    result["work"] = work
+    for row in result["rows"]:
+        row["gflop_per_s"] = None if row["legacy"] else work["work"][row["loop"]]["gflop"] * row["updates_per_s"]
+
+
+def _rate(gflops) -> str:
+    return "-" if gflops is None else f"{gflops:.1f}"
+
+
 def table(result: dict) -> str:
+    work = "work" in result
     lines = ["| setting | runs at once | ms per critic update per run (machine) | critic updates/s (sum) | "
-             "vs baseline |", "|---|---|---|---|---|"]
+             "vs baseline |" + (" matrix GFLOP/s (machine) |" if work else ""),
+             "|---|---|---|---|---|" + ("---|" if work else "")]
     for r in result["rows"]:
         lines.append(f"| {r['name']} | {r['runs'] * r['procs']} | {r['ms_per_update_per_run']:.1f} | "
-                     f"{r['updates_per_s']:.2f} | {r['speedup']:.2f}x |")
-    return "\n".join(lines) + "\n"
+                     f"{r['updates_per_s']:.2f} | {r['speedup']:.2f}x |" + (f" {_rate(r['gflop_per_s'])} |" if work else ""))
+    text = "\n".join(lines) + "\n"
+    if work:
+        text += "\n" + roofline.report(result["work"], baseline_ms=result["rows"][0]["ms_per_update_per_run"])
+    return text
 
 
 def main(argv=None) -> int:
@@ -190,6 +216,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed critic updates per process (default 3)")
     p.add_argument("--steps", type=int, default=20, help="timed critic updates per round (default 20)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--work", action="store_true",
+                   help="also count each loop's matrix-product work and measure this machine's ceilings "
+                        "(roofline.py), after the timings")
     p.add_argument("--markdown", help="also write the table to this file")
     p.add_argument("--json", help="write the raw numbers here")
     args = p.parse_args(argv)
@@ -211,6 +240,8 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()
     result = bench_cores(args.trained, args.cores, ks, precisions, args.warmup, args.steps, args.rounds, layouts)
     result["load_average"] = [load0, os.getloadavg()]
+    if args.work:
+        add_work(result, roofline.roofline(args.trained, args.cores, stack_runs=min(ks)))
     result["host"] = describe_host()
     text = table(result) + (
         f"\nfrom `{args.trained}` (critic step {result['critic_step']}), median of {args.rounds} rounds of "
