@@ -300,6 +300,35 @@ def test_cli_resume_takes_threads_and_refuses_other_settings(tmp_path, monkeypat
     assert json.loads((tmp_path / "run" / "config.json").read_text())["threads"] == 2
 
 
+def test_resume_may_change_the_checkpoint_interval_and_stays_bit_for_bit(tmp_path):
+    # regression: checkpoint_every counted as a training setting, so a run could not be resumed
+    # with checkpoints more (or less) often, though checkpoints only read the state they save
+    cfg = TrainConfig(**{**TINY, "output_mode": "gumbel"})
+    train(cfg, tmp_path / "a", data=_data(), latent_bank=_bank(), progress=False)
+    train(cfg, tmp_path / "b", data=_data(), latent_bank=_bank(), progress=False, stop_after=13)
+    summary = train(cfg.replace(checkpoint_every=3), tmp_path / "b", data=_data(), progress=False, resume=True)
+    assert summary["finished"]
+    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
+    assert b["config"]["checkpoint_every"] == 3
+    for key in ("generator", "critic", "opt_generator", "opt_critic", "real_stream", "latent_stream", "augment_rng",
+                "noise_rng", "critic_step", "iteration"):
+        _assert_same_tensors(a[key], b[key])
+    assert _metric_rows(tmp_path / "a") == _metric_rows(tmp_path / "b")
+
+
+def test_cli_resume_takes_the_checkpoint_interval(tmp_path, monkeypatch):
+    monkeypatch.setattr(GraphData, "qm9_train", classmethod(lambda cls, data_seed=0: _data()))
+    small = {k: v for k, v in TINY.items() if k not in ("latent", "dim", "seed", "iterations", "threads")}
+    (tmp_path / "cfg.json").write_text(json.dumps(small))
+    base = ["train", "--latent", "gaussian", "--dim", "4", "--out", str(tmp_path / "run"),
+            "--config", str(tmp_path / "cfg.json"), "--no-progress"]
+    assert _cli(base + ["--iterations", "10"]) == 0
+    assert _cli(base + ["--iterations", "12", "--resume", "--checkpoint-every", "4"]) == 0
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["iteration"] == 12 and ckpt["config"]["checkpoint_every"] == 4
+    assert ckpt["config"]["threads"] == TINY.get("threads", 1)
+
+
 def test_resume_may_change_the_thread_count(tmp_path):
     cfg = TrainConfig(**TINY)
     train(cfg, tmp_path / "r", data=_data(), latent_bank=_bank(), progress=False, stop_after=5)

@@ -50,7 +50,7 @@ def training_overrides(args: argparse.Namespace) -> dict:
 
 def _resumed_config(saved: TrainConfig, given: dict, args: argparse.Namespace) -> TrainConfig:
     """The config a resumed run continues with: its own, with ``--iterations`` (to extend it) and
-    ``--threads`` (an execution setting) applied.  Any other setting given (flag or ``--config``
+    the execution settings given (``--threads``, ``--checkpoint-every``) applied.  Any other setting given (flag or ``--config``
     file) must agree with the run's: ``ValueError`` naming each one that does not, rather than
     silently ignoring it."""
     from .config import EXECUTION_FIELDS
@@ -62,8 +62,9 @@ def _resumed_config(saved: TrainConfig, given: dict, args: argparse.Namespace) -
     clash = [f"{k} {wanted[k]!r} (the run has {have[k]!r})" for k in wanted if wanted[k] != have[k]]
     if clash:
         raise ValueError(f"cannot resume {args.out} with other settings: {'; '.join(clash)}; "
-                         "only --iterations and --threads may change")
-    return saved.replace(iterations=args.iterations or saved.iterations, threads=args.threads or saved.threads)
+                         "only --iterations, --threads and --checkpoint-every may change")
+    execution = {k: getattr(args, k) for k in EXECUTION_FIELDS if getattr(args, k, None) is not None}
+    return saved.replace(iterations=args.iterations or saved.iterations, **execution)
 
 
 def _betas(text: str) -> tuple[float, float]:

@@ -50,8 +50,8 @@ FCD_REFERENCES = ("test", "train-sample")
 #: arithmetic of the networks' forward products: float32, or bfloat16 under torch.autocast
 PRECISIONS = ("fp32", "bf16")
 #: fields that say how a run is executed, not what it computes (beyond float rounding): a resumed
-#: run or a grid may change them
-EXECUTION_FIELDS = ("threads",)
+#: run or a grid may change them (a checkpoint only reads the state it saves)
+EXECUTION_FIELDS = ("threads", "checkpoint_every")
 #: most torch threads a run may ask for (torch takes a C int; far more threads than cores only hurts)
 MAX_THREADS = 1024
 

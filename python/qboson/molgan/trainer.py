@@ -303,7 +303,7 @@ def open_run(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = 
     """
     out = Path(out_dir)
     dev = resolve_device(device)
-    # checked on the config given, which a resumed run's may differ from only in iterations and threads
+    # checked on the config given, which a resumed run's may differ from only in iterations and EXECUTION_FIELDS
     warn_if_bf16_emulated(config.precision, dev)
     # before the run folder and hours of training, not at the evaluation that would fail
     check_memory(config.latent_bank_size * config.dim * 4, f"a latent bank of {config.latent_bank_size:,} rows")
