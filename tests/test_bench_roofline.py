@@ -162,3 +162,31 @@ def test_cores_table_gives_each_setting_its_rate():
     text = bench_molgan_cores.table(result)
     assert "| stacks | 16 | 50.0 | 20.00 | 2.40x | 60.0 |" in text and "| baseline | 1 | 120.0 |" in text
     assert "Target (8x the baseline's 120.0 ms): 15.0 ms" in text
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--cores", "0"], "--cores"),
+    (["--seconds", "0"], "--seconds"),
+    (["--baseline-ms", "-1"], "--baseline-ms"),
+])
+def test_cli_refuses_bad_arguments_before_measuring(tmp_path, capsys, monkeypatch, argv, words):
+    ckpt = tmp_path / "checkpoint.pt"
+    ckpt.write_bytes(b"not read: the arguments are refused first")
+    monkeypatch.setattr(roofline, "roofline", lambda *a, **k: pytest.fail("measuring started"))
+    with pytest.raises(SystemExit) as err:
+        roofline.main(["--trained", str(ckpt), *argv])
+    assert err.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_cli_writes_a_new_result_file_only(tmp_path, capsys, monkeypatch):
+    ckpt = tmp_path / "checkpoint.pt"
+    ckpt.write_bytes(b"not read")
+    existing = tmp_path / "mine.json"
+    existing.write_text("someone's numbers")
+    monkeypatch.setattr(roofline, "roofline", lambda *a, **k: _result())
+    with pytest.raises(SystemExit):
+        roofline.main(["--trained", str(ckpt), "--json", str(existing)])
+    assert existing.read_text() == "someone's numbers"
+    assert roofline.main(["--trained", str(ckpt), "--json", str(tmp_path / "new.json"), "--baseline-ms", "120"]) == 0
+    assert "15.0 ms per critic update per run" in capsys.readouterr().out
+    assert '"torch_mm_fp32": 100.0' in (tmp_path / "new.json").read_text()
