@@ -196,8 +196,9 @@ def table(result: dict) -> str:
              "vs baseline |" + (" matrix GFLOP/s (machine) |" if work else ""),
              "|---|---|---|---|---|" + ("---|" if work else "")]
     for r in result["rows"]:
+        rate = f" {_rate(r['gflop_per_s'])} |" if work else ""
         lines.append(f"| {r['name']} | {r['runs'] * r['procs']} | {r['ms_per_update_per_run']:.1f} | "
-                     f"{r['updates_per_s']:.2f} | {r['speedup']:.2f}x |" + (f" {_rate(r['gflop_per_s'])} |" if work else ""))
+                     f"{r['updates_per_s']:.2f} | {r['speedup']:.2f}x |{rate}")
     text = "\n".join(lines) + "\n"
     if work:
         text += "\n" + roofline.report(result["work"], baseline_ms=result["rows"][0]["ms_per_update_per_run"])

@@ -50,9 +50,9 @@ def training_overrides(args: argparse.Namespace) -> dict:
 
 def _resumed_config(saved: TrainConfig, given: dict, args: argparse.Namespace) -> TrainConfig:
     """The config a resumed run continues with: its own, with ``--iterations`` (to extend it) and
-    the execution settings given (``--threads``, ``--checkpoint-every``) applied.  Any other setting given (flag or ``--config``
-    file) must agree with the run's: ``ValueError`` naming each one that does not, rather than
-    silently ignoring it."""
+    the execution settings given (``--threads``, ``--checkpoint-every``) applied.  Any other
+    setting given (flag or ``--config`` file) must agree with the run's: ``ValueError`` naming
+    each one that does not, rather than silently ignoring it."""
     from .config import EXECUTION_FIELDS
 
     given = {k: v for k, v in given.items() if k != "iterations" and k not in EXECUTION_FIELDS}
