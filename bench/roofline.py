@@ -252,8 +252,9 @@ def fma_peak(cores: int, seconds: float = 1.0, repeats: int = 3) -> dict:
         exe = os.path.join(tmp, "fma_peak")
         build = subprocess.run([cc, "-O2", "-march=native", src, "-o", exe], capture_output=True, text=True)
         if build.returncode != 0:
-            return {"gflops": None, "why": f"{os.path.basename(cc)} could not build fma_peak.c: "
-                                           f"{build.stderr.strip().splitlines()[-1] if build.stderr.strip() else ''}"}
+            lines = build.stderr.strip().splitlines() or [""]
+            error = next((line for line in lines if "error" in line), lines[-1]).strip()
+            return {"gflops": None, "why": f"{os.path.basename(cc)} could not build fma_peak.c: {error}"}
         best, lanes = 0.0, 0
         for _ in range(repeats):
             procs = [subprocess.Popen([exe, str(seconds)], stdout=subprocess.PIPE, text=True) for _ in range(cores)]

@@ -129,6 +129,18 @@ def test_fma_peak_without_a_compiler(monkeypatch):
     assert roofline.fma_peak(1) == {"gflops": None, "why": "no C compiler (set CC)"}
 
 
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64") or roofline._compiler() is None,
+                    reason="fma_peak.c needs x86-64 and a C compiler")
+def test_fma_peak_names_the_build_error(tmp_path, monkeypatch):
+    # a compiler that targets plain x86-64 (no AVX2): fma_peak.c refuses to build, and says why
+    cc = tmp_path / "cc"
+    cc.write_text(f'#!/bin/sh\nexec {roofline._compiler()} "$@" -march=x86-64\n')
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    peak = roofline.fma_peak(1, seconds=0.05, repeats=1)
+    assert peak["gflops"] is None and "needs AVX2 with FMA, or AVX-512" in peak["why"]
+
+
 def _result() -> dict:
     work = {"train": {"gflop": 4.0, "batch_size": 256}, "stack": {"gflop": 3.0, "batch_size": 256}}
     return {"work": work, "rates": {"fma_peak_fp32": {"gflops": 150.0, "lanes": 8},
