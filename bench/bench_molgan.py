@@ -85,6 +85,40 @@ def seed_run_dirs(ckpt: dict, configs: list, dirs: list[str], bank: np.ndarray) 
             f.write(c.to_json())
 
 
+def load_trained(ckpt_path: str) -> tuple[dict, np.ndarray]:
+    """A trained run's checkpoint (plain data only) and the latent bank beside it."""
+    import torch
+
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    bank = np.load(os.path.join(os.path.dirname(ckpt_path), "latent_bank.npy"), allow_pickle=False)
+    return ckpt, bank
+
+
+def train_copies(ckpt: dict, bank: np.ndarray, root: str, loop: str, runs: int, stop_after: int, on_row,
+                 data=None, **overrides) -> None:
+    """Train ``runs`` copies of a trained run (seeds ``seed, seed + 1, ...``, folders in ``root``) on to
+    critic step ``stop_after``: one ``train`` (``loop="train"``, the first copy) or one ``train_stack``.
+
+    ``ckpt`` and ``bank`` as :func:`load_trained` gives them.  Each copy logs a row after every
+    critic update; ``on_row(row)`` receives the first run's.  ``overrides`` are config fields
+    (threads, precision, ...); ``data`` as for ``train`` (default QM9).
+    """
+    from qboson.molgan import GraphData, TrainConfig, train
+    from qboson.molgan.stacked import train_stack
+
+    base = TrainConfig.from_dict(ckpt["config"]).replace(
+        checkpoint_every=10**6, log_every=1, curve_points=0, iteration_unit="critic", iterations=10**7, **overrides)
+    configs = [base.replace(seed=base.seed + j) for j in range(runs)]
+    dirs = [os.path.join(root, f"run{j}") for j in range(runs)]
+    seed_run_dirs(ckpt, configs, dirs, bank)
+    data = GraphData.qm9_train(base.data_seed) if data is None else data
+    if loop == "train":
+        train(configs[0], dirs[0], data=data, resume=True, progress=False, stop_after=stop_after, callback=on_row)
+    else:
+        train_stack(configs, dirs, data=data, resume=True, progress=False, stop_after=stop_after,
+                    callback=lambda k, row: on_row(row) if k == 0 else None)
+
+
 def _stack_settings(ks: list[int], precisions: list[str], trained: bool) -> list[tuple[str, int, str, bool]]:
     """(loop, K, precision, flush_denormal) of each timed setting."""
     out = [("train", 1, prec, True) for prec in precisions] + [("stack", k, prec, True) for prec in precisions

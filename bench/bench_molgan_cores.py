@@ -54,12 +54,10 @@ def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, preci
     """One process of a setting: ``runs`` copies of the checkpoint, ``warmup`` updates, barrier, ``steps`` timed."""
     import torch
 
-    from qboson.molgan import GraphData, TrainConfig, train
     from qboson import _heap as heap
     from qboson.molgan import model
-    from qboson.molgan.stacked import train_stack
 
-    from bench_molgan import seed_run_dirs  # this folder is on sys.path when run as a script
+    from bench_molgan import load_trained, train_copies  # this folder is on sys.path when run as a script
 
     if legacy:  # the loop as it was when the issue timed it: torch's softmax kernel, the default heap,
         model._softmax_last = lambda x: torch.softmax(x, -1)
@@ -68,31 +66,20 @@ def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, preci
         backward = torch.Tensor.backward
         torch.Tensor.backward = lambda self, *args, inputs=None, **kwargs: backward(self, *args, **kwargs)
     torch.set_num_threads(threads)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # a plain-data checkpoint only
-    base = TrainConfig.from_dict(ckpt["config"]).replace(
-        threads=threads, precision=precision, flush_denormal=flush, checkpoint_every=10**6, log_every=1,
-        curve_points=0, iteration_unit="critic", iterations=10**7)  # a log row (and callback) every critic update
-    configs = [base.replace(seed=base.seed + j) for j in range(runs)]
-    dirs = [os.path.join(root, f"run{j}") for j in range(runs)]
-    bank = np.load(os.path.join(os.path.dirname(ckpt_path), "latent_bank.npy"), allow_pickle=False)
-    seed_run_dirs(ckpt, configs, dirs, bank)
+    ckpt, bank = load_trained(ckpt_path)
     start = int(ckpt["critic_step"])
     first, last = start + warmup, start + warmup + steps
     marks: dict = {}
 
-    def on_row(row: dict) -> None:
+    def on_row(row: dict) -> None:  # a log row (and callback) comes after every critic update
         if row["critic_step"] == first:
             barrier.wait()
             marks["t0"] = time.perf_counter()
         elif row["critic_step"] == last:
             marks["t1"] = time.perf_counter()
 
-    data = GraphData.qm9_train(base.data_seed)
-    if loop == "train":
-        train(configs[0], dirs[0], data=data, resume=True, progress=False, stop_after=last, callback=on_row)
-    else:
-        train_stack(configs, dirs, data=data, resume=True, progress=False, stop_after=last,
-                    callback=lambda k, row: on_row(row) if k == 0 else None)
+    train_copies(ckpt, bank, root, loop, runs, last, on_row, threads=threads, precision=precision,
+                 flush_denormal=flush)
     queue.put((marks["t0"], marks["t1"]))
 
 

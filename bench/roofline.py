@@ -38,8 +38,6 @@ import tempfile
 import time
 from typing import Optional, Sequence
 
-import numpy as np
-
 # this folder is on sys.path when run as a script
 from host import describe_host, host_line  # noqa: E402
 from result_files import check_new, write_new_text  # noqa: E402
@@ -92,30 +90,23 @@ def critic_forward_flops(conv_dims: Sequence[int], aggregation_dim: int, mlp_dim
 def count_flops(ckpt_path: str, loop: str = "stack", runs: int = 2, steps: Optional[int] = None,
                 data=None) -> dict:
     """Matrix-product flops per run and critic update of ``loop`` (``"train"`` or ``"stack"``), in
-    this process (see :func:`update_flops`); ``data`` as for ``qboson.molgan.train`` (default QM9)."""
-    import torch
+    this process, on one torch thread (see :func:`update_flops`); ``data`` as for
+    ``qboson.molgan.train`` (default QM9)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from qboson.molgan import GraphData, TrainConfig, train
-    from qboson.molgan.stacked import train_stack
-
-    from bench_molgan import seed_run_dirs  # this folder is on sys.path when run as a script
+    from bench_molgan import load_trained, train_copies  # this folder is on sys.path when run as a script
 
     if loop not in ("train", "stack"):
         raise ValueError(f"loop must be 'train' or 'stack', got {loop!r}")
     runs = 1 if loop == "train" else int(runs)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # a plain-data checkpoint only
-    base = TrainConfig.from_dict(ckpt["config"]).replace(
-        checkpoint_every=10**6, log_every=1, curve_points=0, iteration_unit="critic", iterations=10**7)
-    steps = base.n_critic if steps is None else int(steps)
-    if steps < 1 or steps % base.n_critic:
-        raise ValueError(f"steps={steps} is not a whole number of generator cycles ({base.n_critic} critic updates)")
-    configs = [base.replace(seed=base.seed + j) for j in range(runs)]
-    bank = np.load(os.path.join(os.path.dirname(ckpt_path), "latent_bank.npy"), allow_pickle=False)
-    start = int(ckpt["critic_step"])
+    ckpt, bank = load_trained(ckpt_path)
+    n_critic, start = int(ckpt["config"]["n_critic"]), int(ckpt["critic_step"])
+    steps = n_critic if steps is None else int(steps)
+    if steps < 1 or steps % n_critic:
+        raise ValueError(f"steps={steps} is not a whole number of generator cycles ({n_critic} critic updates)")
     # after one untimed cycle, from a generator update's boundary: the window holds whole cycles of
     # n_critic critic updates (a log row comes after its step's generator update)
-    first = start + (-start) % base.n_critic + base.n_critic
+    first = start + (-start) % n_critic + n_critic
     last = first + steps
     prof = profile(activities=[ProfilerActivity.CPU], with_flops=True)
 
@@ -125,25 +116,15 @@ def count_flops(ckpt_path: str, loop: str = "stack", runs: int = 2, steps: Optio
         elif row["critic_step"] == last:
             prof.stop()
 
-    data = GraphData.qm9_train(base.data_seed) if data is None else data
     with tempfile.TemporaryDirectory(prefix="qboson-roofline-") as root:
-        dirs = [os.path.join(root, f"run{j}") for j in range(runs)]
-        seed_run_dirs(ckpt, configs, dirs, bank)
-        if loop == "train":
-            train(configs[0], dirs[0], data=data, resume=True, progress=False, stop_after=last, callback=on_row)
-        else:
-            train_stack(configs, dirs, data=data, resume=True, progress=False, stop_after=last,
-                        callback=lambda k, row: on_row(row) if k == 0 else None)
+        train_copies(ckpt, bank, root, loop, runs, last, on_row, data=data, threads=1)
     per = runs * steps * 1e9
     by_op = {e.key: float(e.flops) / per for e in prof.key_averages() if e.key in MATMUL_OPS and e.flops}
     return {"gflop": sum(by_op.values()), "by_op": by_op, "runs": runs, "steps": steps,
-            "batch_size": base.batch_size}
+            "batch_size": int(ckpt["config"]["batch_size"])}
 
 
 def _count_worker(args: tuple, queue) -> None:
-    import torch
-
-    torch.set_num_threads(1)
     queue.put(count_flops(*args))
 
 
