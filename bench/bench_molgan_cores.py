@@ -47,6 +47,7 @@ from bench_molgan import check_precisions, check_stack_sizes, parse_stacks  # no
 from host import describe_host, host_line  # noqa: E402
 from result_files import check_new, write_new_text  # noqa: E402
 import roofline  # noqa: E402
+from workers import run_workers  # noqa: E402
 
 
 def _worker(ckpt_path: str, root: str, loop: str, runs: int, threads: int, precision: str, flush: bool,
@@ -110,28 +111,15 @@ def run_setting(s: dict, ckpt: str, warmup: int, steps: int) -> float:
                                                s["threads"], s["precision"], s["flush"], s["legacy"], warmup, steps,
                                                barrier, queue), daemon=True) for i in range(s["procs"])]
     try:
-        for p in procs:
-            p.start()
-        marks = [queue.get(timeout=3600) for _ in procs]
-        for p in procs:
-            p.join()
-            if p.exitcode != 0:
-                raise RuntimeError(f"a benchmark process of {s['name']} failed (exit code {p.exitcode})")
+        marks = run_workers(procs, queue, 3600)
+        failed = [p.exitcode for p in procs if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"a benchmark process failed (exit code {failed[0]})")
+    except RuntimeError as exc:
+        raise RuntimeError(f"{s['name']}: {exc}") from exc
     finally:
-        stop_workers(procs)
         shutil.rmtree(root, ignore_errors=True)
     return max(t1 for _, t1 in marks) - min(t0 for t0, _ in marks)
-
-
-def stop_workers(procs) -> None:
-    """Terminate the workers still running (an interrupted or failed setting): left alone, they kept
-    training for up to a minute and were timed into the next settings' rounds."""
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    for p in procs:
-        if p.pid is not None:
-            p.join(timeout=10)
 
 
 def bench_cores(ckpt: str, cores: int, ks: list[int], precisions: list[str], warmup: int, steps: int,

@@ -41,6 +41,7 @@ from typing import Optional, Sequence
 # this folder is on sys.path when run as a script
 from host import describe_host, host_line  # noqa: E402
 from result_files import check_new, write_new_text  # noqa: E402
+from workers import run_workers  # noqa: E402
 
 #: the matrix products PyTorch's profiler counts flops for
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
@@ -128,24 +129,6 @@ def _count_worker(args: tuple, queue) -> None:
     queue.put(count_flops(*args))
 
 
-def _collect(queue, procs: list, limit_s: float) -> list:
-    """One result from each process; ``RuntimeError`` as soon as one of them died without one."""
-    import queue as queues
-
-    out: list = []
-    deadline = time.monotonic() + limit_s
-    while len(out) < len(procs):
-        try:
-            out.append(queue.get(timeout=0.5))
-        except queues.Empty:
-            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
-            if dead:
-                raise RuntimeError(f"a measuring process failed (exit code {dead[0]}); its error is above")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no result after {limit_s:.0f} s")
-    return out
-
-
 def update_flops(ckpt_path: str, loop: str = "stack", runs: int = 2, steps: Optional[int] = None) -> dict:
     """Matrix-product flops per run and critic update of ``loop`` (``"train"`` or ``"stack"``).
 
@@ -157,14 +140,7 @@ def update_flops(ckpt_path: str, loop: str = "stack", runs: int = 2, steps: Opti
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_count_worker, args=((ckpt_path, loop, runs, steps), queue), daemon=True)
-    try:
-        proc.start()
-        out = _collect(queue, [proc], 3600)[0]
-        proc.join()
-    finally:
-        if proc.is_alive():
-            proc.terminate()
-    return out
+    return run_workers([proc], queue, 3600)[0]
 
 
 def _matmul_worker(dtype_name: str, size: int, seconds: float, barrier, queue) -> None:
@@ -196,17 +172,7 @@ def _torch_matmul_rate_once(cores: int, dtype: str, size: int, seconds: float) -
     barrier, queue = ctx.Barrier(cores), ctx.Queue()
     procs = [ctx.Process(target=_matmul_worker, args=(dtype, size, seconds, barrier, queue), daemon=True)
              for _ in range(cores)]
-    try:
-        for p in procs:
-            p.start()
-        rates = _collect(queue, procs, 600)
-        for p in procs:
-            p.join()
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-    return float(sum(rates))
+    return float(sum(run_workers(procs, queue, 600)))
 
 
 def _compiler() -> Optional[str]:

@@ -16,6 +16,7 @@ result_files = pytest.importorskip("result_files")
 bench_molgan = pytest.importorskip("bench_molgan")
 bench_molgan_cores = pytest.importorskip("bench_molgan_cores")
 host_module = pytest.importorskip("host")
+bench_workers = pytest.importorskip("workers")
 
 
 def _refused(main, argv, capsys) -> str:
@@ -157,6 +158,26 @@ def test_cores_stops_the_workers_of_an_interrupted_setting():
         w.start()
     unstarted = ctx.Process(target=time.sleep, args=(0,))
     t0 = time.perf_counter()
-    bench_molgan_cores.stop_workers([*workers, unstarted])
+    bench_workers.stop_workers([*workers, unstarted])
     assert time.perf_counter() - t0 < 30
     assert all(not w.is_alive() and w.exitcode is not None and w.exitcode < 0 for w in workers)
+
+
+def _exit_without_result(code: int) -> None:
+    raise SystemExit(code)
+
+
+def test_a_worker_that_dies_without_a_result_ends_the_wait_at_once():
+    # regression: bench_molgan_cores waited an hour (queue.get(timeout=3600)) for a worker that had
+    # already died, for example of an exception in its training loop
+    import multiprocessing as mp
+    import time
+
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_exit_without_result, args=(3,), daemon=True)]
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        bench_workers.run_workers(procs, results, 3600)
+    assert time.perf_counter() - t0 < 60
+    assert not procs[0].is_alive()
